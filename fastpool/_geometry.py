@@ -1,0 +1,174 @@
+"""The window geometry shared by every pooling method.
+
+Each pooled axis is described by one :class:`AxisWindows`: the output length and,
+for every output position ``o`` and window offset ``j``, which input element the
+sample ``(o, j)`` reads.  Kernels consume only these tables, so every method and
+every geometry (sliding, adaptive, fractional) uses the same representation.
+
+Table entries (``int64``):
+
+``>= 0``
+    index of the input element along the axis (extension modes already mapped);
+``EXCLUDED`` (``-1``)
+    the sample is not part of the window (``mode='ignore'`` padding, positions
+    that only ``ceil_mode`` reaches, or unused slots of a shorter window);
+``<= -2``
+    the sample holds ``cval`` (``mode='constant'``); ``-2 - entry`` is the
+    nearest in-input index, reported by ``return_indices`` when cval wins.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+EXCLUDED = -1
+
+MODES = ("ignore", "constant", "reflect", "mirror", "nearest", "wrap")
+
+
+def output_length(n, size, stride, padding, dilation, ceil_mode):
+    """Output length along one axis, as PyTorch computes it (may be <= 0)."""
+    span = dilation * (size - 1) + 1
+    room = n + 2 * padding - span
+    if room < 0:
+        return 0
+    if ceil_mode:
+        out = -(-room // stride) + 1
+        # The last window must start inside the input or the left padding.
+        if (out - 1) * stride >= n + padding:
+            out -= 1
+    else:
+        out = room // stride + 1
+    return out
+
+
+def extend_index(pos, n, mode):
+    """Map positions outside ``[0, n)`` by scipy.ndimage's extension ``mode``."""
+    pos = np.asarray(pos, dtype=np.int64)
+    if mode == "reflect":
+        period = 2 * n
+        m = np.mod(pos, period)
+        return np.where(m >= n, period - 1 - m, m)
+    if mode == "mirror":
+        if n == 1:
+            return np.zeros_like(pos)
+        period = 2 * n - 2
+        m = np.mod(pos, period)
+        return np.where(m >= n, period - m, m)
+    if mode == "nearest":
+        return np.clip(pos, 0, n - 1)
+    if mode == "wrap":
+        return np.mod(pos, n)
+    raise AssertionError(mode)
+
+
+@dataclass(frozen=True)
+class AxisWindows:
+    """Windows along one pooled axis.
+
+    Attributes
+    ----------
+    n : int
+        Input length.
+    table : ndarray of int64, shape (out_len, width)
+        Sample table (see the module docstring).
+    interior : (int, int)
+        ``[lo, hi)``: output positions whose samples are ``start + j*dilation`` for
+        ``j < width`` and all inside the input.  Kernels read these directly with
+        ``start = o*stride - padding``; the other positions go through ``table``.
+    stride, padding, dilation : int
+        Only meaningful for the interior positions.
+    """
+
+    n: int
+    table: np.ndarray
+    interior: tuple
+    stride: int = 1
+    padding: int = 0
+    dilation: int = 1
+
+    @property
+    def out_len(self):
+        return self.table.shape[0]
+
+    @property
+    def width(self):
+        return self.table.shape[1]
+
+
+def sliding_windows(n, size, stride, padding, dilation, ceil_mode, mode, axis):
+    """Windows of a sliding pool along one axis of length ``n``.
+
+    ``axis`` only names the axis in error messages.
+    """
+    if n == 0:
+        raise ValueError(f"axis {axis}: cannot pool an axis of length 0")
+    out_len = output_length(n, size, stride, padding, dilation, ceil_mode)
+    if out_len <= 0:
+        span = dilation * (size - 1) + 1
+        raise ValueError(
+            f"axis {axis}: the pooled result would be empty: the input has length {n}, "
+            f"which with padding={padding} is shorter than the window span "
+            f"dilation*(size-1)+1 = {span} (size={size}, dilation={dilation})")
+    starts = np.arange(out_len, dtype=np.int64) * stride - padding
+    pos = starts[:, None] + np.arange(size, dtype=np.int64)[None, :] * dilation
+    inside = (pos >= 0) & (pos < n)
+    in_padding = ~inside & (pos >= -padding) & (pos < n + padding)
+    if mode == "ignore":
+        table = np.where(inside, pos, EXCLUDED)
+        empty = ~inside.any(axis=1)
+        if empty.any():
+            o = int(np.flatnonzero(empty)[0])
+            raise ValueError(
+                f"axis {axis}: window {o} holds only padding (dilation={dilation}, "
+                f"padding={padding}, input length {n}); with mode='ignore' it would "
+                "be empty. Use less padding or dilation, or another mode.")
+    elif mode == "constant":
+        clamped = np.clip(pos, 0, n - 1)
+        table = np.where(inside, pos, np.where(in_padding, -2 - clamped, EXCLUDED))
+    else:
+        table = np.where(inside, pos,
+                         np.where(in_padding, extend_index(pos, n, mode), EXCLUDED))
+    # Interior: the window lies fully inside the input.
+    o = np.arange(out_len)
+    full = (starts >= 0) & (starts + dilation * (size - 1) <= n - 1)
+    if full.any():
+        idx = o[full]
+        lo, hi = int(idx[0]), int(idx[-1]) + 1
+    else:
+        lo = hi = 0
+    return AxisWindows(n=n, table=np.ascontiguousarray(table, dtype=np.int64),
+                       interior=(lo, hi), stride=stride, padding=padding,
+                       dilation=dilation)
+
+
+def sliding_geometry(shape, params):
+    """AxisWindows for every pooled axis; ``shape`` is the pooled axes' lengths.
+
+    ``params`` is a :class:`fastpool._support.PoolParams`.
+    """
+    return [
+        sliding_windows(n, k, s, p, d, params.ceil_mode, params.mode, ax)
+        for n, k, s, p, d, ax in zip(shape, params.size, params.stride,
+                                     params.padding, params.dilation, params.axes)
+    ]
+
+
+def pack_tables(windows):
+    """Concatenate the per-axis tables into one flat array for the kernels.
+
+    Returns ``(tables, offsets, widths, out_lens, in_lens, interior)`` as
+    ``int64`` arrays; interior is ``(lo, hi, stride, padding, dilation)`` of the
+    last axis.
+    """
+    tables = np.concatenate([w.table.ravel() for w in windows])
+    sizes = [w.table.size for w in windows]
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    widths = np.array([w.width for w in windows], dtype=np.int64)
+    out_lens = np.array([w.out_len for w in windows], dtype=np.int64)
+    in_lens = np.array([w.n for w in windows], dtype=np.int64)
+    last = windows[-1]
+    interior = np.array([last.interior[0], last.interior[1], last.stride,
+                         last.padding, last.dilation], dtype=np.int64)
+    return np.ascontiguousarray(tables, dtype=np.int64), offsets, widths, out_lens, \
+        in_lens, interior

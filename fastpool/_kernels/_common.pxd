@@ -1,0 +1,201 @@
+# Shared by every kernel family: fused types, the geometry a kernel receives, the
+# walk over a window's rows, and the integer rounding/saturation helpers.
+
+from libc.stdint cimport (int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t,
+                          uint32_t, uint64_t, INT64_MAX, INT64_MIN)
+cimport numpy as cnp
+
+cdef extern from "_fastpool.h":
+    # Cython only needs to know it is an integer; C sees __int128.
+    ctypedef long long fp_i128
+
+ctypedef fused T:
+    uint8_t
+    uint16_t
+    uint32_t
+    uint64_t
+    int8_t
+    int16_t
+    int32_t
+    int64_t
+    float
+    double
+
+# Compile-time direction of an extremum kernel.
+cdef struct MaxTag:
+    char _unused
+cdef struct MinTag:
+    char _unused
+ctypedef fused Dir:
+    MaxTag
+    MinTag
+
+# Accumulator of the sum family: double for floats, int64 for integers up to 32
+# bits, 128 bits for 64-bit integers (exact sums, saturated on output).
+ctypedef fused Acc:
+    double
+    int64_t
+    fp_i128
+
+cdef enum:
+    MAX_DIMS = 64
+    EXCLUDED = -1
+
+
+cdef struct Geom:
+    # Input viewed as (batch, *pooled); output as (batch, *pooled_out).
+    Py_ssize_t d            # number of pooled axes
+    Py_ssize_t nbatch
+    Py_ssize_t nrows_out    # output rows per batch item: prod(out_len[:d-1])
+    Py_ssize_t W            # output length of the last pooled axis
+    Py_ssize_t max_rows     # window rows: prod(width[:d-1])
+    const int64_t* tables   # per-axis sample tables, see fastpool._geometry
+    const int64_t* tab_off
+    const int64_t* width
+    const int64_t* out_len
+    int64_t in_len[MAX_DIMS]
+    int64_t in_stride[MAX_DIMS]    # elements; [0] is the batch axis
+    int64_t out_stride[MAX_DIMS]
+    int64_t idx_stride[MAX_DIMS]
+    # Interior of the last axis: outputs [lo, hi) read start + j*dil, j < k.
+    int64_t lo, hi, s, p, dil, k, sc
+
+
+cdef inline Geom make_geom(cnp.ndarray x, cnp.ndarray out, cnp.ndarray idx,
+                           const int64_t[::1] tables, const int64_t[::1] tab_off,
+                           const int64_t[::1] width, const int64_t[::1] out_len,
+                           const int64_t[::1] interior):
+    """Geometry of one kernel call; ``x``/``out``/``idx`` are (batch, *pooled) views."""
+    cdef Geom g
+    cdef Py_ssize_t a
+    g.d = x.ndim - 1
+    g.nbatch = x.shape[0]
+    g.tables = &tables[0]
+    g.tab_off = &tab_off[0]
+    g.width = &width[0]
+    g.out_len = &out_len[0]
+    g.nrows_out = 1
+    g.max_rows = 1
+    for a in range(g.d - 1):
+        g.nrows_out *= out_len[a]
+        g.max_rows *= width[a]
+    g.W = out_len[g.d - 1]
+    for a in range(g.d + 1):
+        g.in_len[a] = x.shape[a]
+        g.in_stride[a] = x.strides[a] // x.itemsize
+        g.out_stride[a] = out.strides[a] // out.itemsize
+        g.idx_stride[a] = idx.strides[a] // idx.itemsize if idx is not None else 0
+    g.lo = interior[0]
+    g.hi = interior[1]
+    g.s = interior[2]
+    g.p = interior[3]
+    g.dil = interior[4]
+    g.k = width[g.d - 1]
+    g.sc = g.in_stride[g.d]
+    return g
+
+
+cdef inline Py_ssize_t collect_rows(const Geom* g, Py_ssize_t orow,
+                                    int64_t* row_off, int64_t* row_flat,
+                                    char* row_cval, int64_t* out_off,
+                                    int64_t* idx_off) noexcept nogil:
+    """The window rows of output row ``orow`` (flat over the first d-1 output axes).
+
+    A row is one combination of samples on the first d-1 pooled axes.  Writes, for
+    each row that is part of the window (in C order): its element offset, its flat
+    index over the first d-1 input axes, and whether it holds cval.  Also stores the
+    output row's element offsets (without the batch term) in ``out_off`` and
+    ``idx_off`` (the index array's).
+    """
+    cdef int64_t o[MAX_DIMS]
+    cdef int64_t j[MAX_DIMS]
+    cdef Py_ssize_t a, n = 0, nd = g.d - 1
+    cdef int64_t rest = orow, e, off, flat, oo = 0, io = 0
+    cdef char cv, skip
+    for a in range(nd - 1, -1, -1):
+        o[a] = rest % g.out_len[a]
+        rest = rest // g.out_len[a]
+        j[a] = 0
+        oo += o[a] * g.out_stride[a + 1]
+        io += o[a] * g.idx_stride[a + 1]
+    out_off[0] = oo
+    idx_off[0] = io
+    while True:
+        off = 0
+        flat = 0
+        cv = 0
+        skip = 0
+        for a in range(nd):
+            e = g.tables[g.tab_off[a] + o[a] * g.width[a] + j[a]]
+            if e == EXCLUDED:
+                skip = 1
+                break
+            if e < EXCLUDED:
+                cv = 1
+                e = -2 - e
+            off += e * g.in_stride[a + 1]
+            flat = flat * g.in_len[a + 1] + e
+        if not skip:
+            row_off[n] = off
+            row_flat[n] = flat
+            row_cval[n] = cv
+            n += 1
+        # odometer, last axis fastest
+        a = nd - 1
+        while a >= 0:
+            j[a] += 1
+            if j[a] < g.width[a]:
+                break
+            j[a] = 0
+            a -= 1
+        if a < 0:
+            break
+    return n
+
+
+cdef inline fp_i128 div_round_even(fp_i128 s, int64_t den) noexcept nogil:
+    """``s / den`` rounded to nearest, ties to even (``den != 0``)."""
+    cdef fp_i128 q, r, twice
+    if den < 0:
+        s = -s
+        den = -den
+    q = s / den
+    r = s - q * den
+    if r < 0:
+        r = -r
+    twice = 2 * r
+    if twice > den or (twice == den and (q & 1)):
+        q = q + 1 if s >= 0 else q - 1
+    return q
+
+
+cdef inline T saturate(fp_i128 v, T kind) noexcept nogil:
+    """``v`` clipped to the range of the integer type ``T`` (``kind`` only selects it)."""
+    cdef fp_i128 lo, hi
+    if T is uint8_t:
+        lo, hi = 0, 255
+    elif T is uint16_t:
+        lo, hi = 0, 65535
+    elif T is uint32_t:
+        lo, hi = 0, 4294967295
+    elif T is uint64_t:
+        lo, hi = 0, ((<fp_i128>1) << 64) - 1
+    elif T is int8_t:
+        lo, hi = -128, 127
+    elif T is int16_t:
+        lo, hi = -32768, 32767
+    elif T is int32_t:
+        lo, hi = -2147483648, 2147483647
+    else:
+        lo, hi = INT64_MIN, INT64_MAX
+    if v < lo:
+        return <T>lo
+    if v > hi:
+        return <T>hi
+    return <T>v
+
+
+cdef inline double round_half_even(double x) noexcept nogil:
+    """Nearest integer, ties to even, for ``|x| < 2**51`` (inlined; libm's rint is a call)."""
+    cdef double magic = 6755399441055744.0  # 2**52 + 2**51: its ulp is 1
+    return (x + magic) - magic

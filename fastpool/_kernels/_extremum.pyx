@@ -1,0 +1,198 @@
+"""Max and min pooling, with argmax/argmin, over the shared geometry.
+
+One engine for both directions (a compile-time tag) and every dtype.  Each output
+row (one output position on all pooled axes but the last) is reduced window row by
+window row into a per-thread buffer of the row's outputs, so the inner loops run
+along contiguous memory.  Interior columns of rows without cval, nodata or index
+tracking take a direct loop; everything else goes through the sample tables.
+"""
+
+from cython.parallel cimport parallel, prange
+from libc.stdlib cimport free, malloc
+from libc.stdint cimport int64_t
+
+cimport numpy as cnp
+
+from ._common cimport (EXCLUDED, Dir, Geom, MaxTag, MinTag, T, collect_rows,
+                       make_geom)
+
+cnp.import_array()
+
+
+cdef inline bint better(T v, T a, Dir tag) noexcept nogil:
+    """``v`` strictly beats ``a`` (so ties keep the first in C order)."""
+    if Dir is MaxTag:
+        return v > a
+    else:
+        return v < a
+
+
+cdef inline T pick(T a, T v, bint omit, Dir tag) noexcept nogil:
+    """Running extremum.  'propagate': NaN wins and sticks (np.max); 'omit': NaN
+    loses unless the running value is NaN itself."""
+    if better(v, a, tag) or (a != a if omit else v != v):
+        return v
+    return a
+
+
+cdef inline void take(T* acc, int64_t* idx, T v, int64_t fi, bint omit,
+                      Dir tag) noexcept nogil:
+    """Running extremum with its index; ``idx < 0`` means no sample yet."""
+    cdef T a
+    if idx[0] < 0:
+        acc[0] = v
+        idx[0] = fi
+        return
+    a = acc[0]
+    if better(v, a, tag) or (
+            (a != a and v == v) if omit else (v != v and a == a)):
+        acc[0] = v
+        idx[0] = fi
+
+
+cdef void row_tables(const Geom* g, const T* rp, int64_t rflat, bint cval_row, T cval,
+                     Py_ssize_t c0, Py_ssize_t c1, T* acc, int64_t* idx, bint omit,
+                     bint has_nd, T nd, Dir tag) noexcept nogil:
+    """Fold one window row into outputs ``[c0, c1)`` through the sample table."""
+    cdef const int64_t* tab = g.tables + g.tab_off[g.d - 1]
+    cdef int64_t nlast = g.in_len[g.d], e, fi
+    cdef Py_ssize_t w, j
+    cdef T v
+    for w in range(c0, c1):
+        for j in range(g.k):
+            e = tab[w * g.k + j]
+            if e == EXCLUDED:
+                continue
+            if e < EXCLUDED:
+                e = -2 - e
+                v = cval
+            elif cval_row:
+                v = cval
+            else:
+                v = rp[e * g.sc]
+            fi = rflat * nlast + e
+            if has_nd and v == nd:
+                if idx[w] == -1:
+                    idx[w] = -2 - fi  # reported if the window holds only nodata
+                continue
+            take(&acc[w], &idx[w], v, fi, omit, tag)
+
+
+cdef void row_direct(const Geom* g, const T* rp, bint first, T* acc, bint omit,
+                     Dir tag) noexcept nogil:
+    """Fold one data row into the interior outputs ``[lo, hi)``, no tables."""
+    cdef Py_ssize_t w, j
+    cdef int64_t step = g.dil * g.sc, jump = g.s * g.sc
+    cdef const T* q
+    cdef T m
+    if g.k == 2 and step == 1:
+        q = rp + (g.lo * g.s - g.p) * g.sc
+        if first:
+            for w in range(g.lo, g.hi):
+                acc[w] = pick(q[0], q[1], omit, tag)
+                q += jump
+        else:
+            for w in range(g.lo, g.hi):
+                acc[w] = pick(acc[w], pick(q[0], q[1], omit, tag), omit, tag)
+                q += jump
+        return
+    if g.k == 3 and step == 1:
+        q = rp + (g.lo * g.s - g.p) * g.sc
+        for w in range(g.lo, g.hi):
+            m = pick(pick(q[0], q[1], omit, tag), q[2], omit, tag)
+            acc[w] = m if first else pick(acc[w], m, omit, tag)
+            q += jump
+        return
+    for w in range(g.lo, g.hi):
+        q = rp + (w * g.s - g.p) * g.sc
+        m = q[0]
+        for j in range(1, g.k):
+            m = pick(m, q[j * step], omit, tag)
+        acc[w] = m if first else pick(acc[w], m, omit, tag)
+
+
+cdef void engine(const Geom* g, const T* x, T* out, int64_t* iout, bint want_idx,
+                 bint omit, bint has_nd, T nd, T cval, int nthreads,
+                 Dir tag) noexcept nogil:
+    cdef Py_ssize_t total = g.nbatch * g.nrows_out, t, b, orow, r, w, nrows
+    cdef Py_ssize_t W = g.W
+    cdef T* acc
+    cdef int64_t* idx
+    cdef int64_t* roff
+    cdef int64_t* rflat
+    cdef char* rcv
+    cdef int64_t oo, io
+    cdef bint direct, any_cval
+    cdef const T* xb
+    cdef T* op
+    cdef int64_t* ip
+    with parallel(num_threads=nthreads):
+        acc = <T*>malloc(W * sizeof(T))
+        idx = <int64_t*>malloc(W * sizeof(int64_t))
+        roff = <int64_t*>malloc(g.max_rows * sizeof(int64_t))
+        rflat = <int64_t*>malloc(g.max_rows * sizeof(int64_t))
+        rcv = <char*>malloc(g.max_rows)
+        for t in prange(total, schedule="static"):
+            b = t // g.nrows_out
+            orow = t - b * g.nrows_out
+            nrows = collect_rows(g, orow, roff, rflat, rcv, &oo, &io)
+            xb = x + b * g.in_stride[0]
+            any_cval = False
+            for r in range(nrows):
+                any_cval = any_cval or rcv[r]
+            # Index tracking, nodata and cval rows need the per-sample path.
+            direct = not (want_idx or has_nd or any_cval)
+            for w in range(W):
+                idx[w] = -1
+            for r in range(nrows):
+                if direct:
+                    row_tables(g, xb + roff[r], rflat[r], False, cval, 0, g.lo,
+                               acc, idx, omit, False, nd, tag)
+                    row_direct(g, xb + roff[r], r == 0, acc, omit, tag)
+                    row_tables(g, xb + roff[r], rflat[r], False, cval, g.hi, W,
+                               acc, idx, omit, False, nd, tag)
+                else:
+                    row_tables(g, xb + roff[r], rflat[r], rcv[r], cval, 0, W,
+                               acc, idx, omit, has_nd, nd, tag)
+            op = out + b * g.out_stride[0] + oo
+            for w in range(W):
+                if has_nd and idx[w] < 0:
+                    acc[w] = nd
+                    idx[w] = -2 - idx[w]
+                op[w * g.out_stride[g.d]] = acc[w]
+            if want_idx:
+                ip = iout + b * g.idx_stride[0] + io
+                for w in range(W):
+                    ip[w * g.idx_stride[g.d]] = idx[w]
+        free(acc)
+        free(idx)
+        free(roff)
+        free(rflat)
+        free(rcv)
+
+
+def extremum(const T[:] dtype_tag, bint is_min, cnp.ndarray x, cnp.ndarray out,
+             cnp.ndarray idx, const int64_t[::1] tables, const int64_t[::1] tab_off,
+             const int64_t[::1] width, const int64_t[::1] out_len,
+             const int64_t[::1] interior, bint omit, object nodata, object cval,
+             int nthreads):
+    """Max (or min) pool ``x`` (batch, *pooled) into ``out`` (and ``idx``, or None).
+
+    ``dtype_tag`` is an empty array of ``x``'s dtype that selects the
+    specialisation.  Inputs are trusted: fastpool._pool validates them.
+    """
+    cdef Geom g = make_geom(x, out, idx, tables, tab_off, width, out_len, interior)
+    cdef T nd = nodata if nodata is not None else 0
+    cdef T cv = cval
+    cdef bint has_nd = nodata is not None
+    cdef bint want_idx = idx is not None
+    cdef const T* xp = <const T*>cnp.PyArray_DATA(x)
+    cdef T* op = <T*>cnp.PyArray_DATA(out)
+    cdef int64_t* ip = <int64_t*>cnp.PyArray_DATA(idx) if want_idx else NULL
+    cdef MaxTag mx
+    cdef MinTag mn
+    with nogil:
+        if is_min:
+            engine(&g, xp, op, ip, want_idx, omit, has_nd, nd, cv, nthreads, mn)
+        else:
+            engine(&g, xp, op, ip, want_idx, omit, has_nd, nd, cv, nthreads, mx)

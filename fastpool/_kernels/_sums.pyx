@@ -1,0 +1,221 @@
+"""Sum and average pooling over the shared geometry.
+
+Same traversal as the extremum family: window rows are folded into a per-thread
+row of accumulators (double for floats, int64 for integers up to 32 bits, 128 bits
+for 64-bit integers, so integer sums are exact), then written once, rounded half to
+even and saturated for integer outputs.
+"""
+
+from cython.parallel cimport parallel, prange
+from libc.stdlib cimport free, malloc
+from libc.stdint cimport int64_t, uint64_t, int32_t, uint32_t
+from libc.math cimport NAN
+
+cimport numpy as cnp
+
+from ._common cimport (EXCLUDED, Acc, Geom, T, collect_rows, div_round_even, fp_i128,
+                       make_geom, round_half_even, saturate)
+
+cnp.import_array()
+
+# What the output array holds.
+cpdef enum OutCode:
+    OUT_SAME = 0      # the input's dtype
+    OUT_INT64 = 1
+    OUT_UINT64 = 2
+    OUT_FLOAT32 = 3
+    OUT_FLOAT64 = 4
+
+
+cdef inline bint missing(T v, bint omit, bint has_nd, T nd) noexcept nogil:
+    return (omit and v != v) or (has_nd and v == nd)
+
+
+cdef void row_tables(const Geom* g, const T* rp, bint cval_row, T cval, Py_ssize_t c0,
+                     Py_ssize_t c1, Acc* acc, int64_t* cnt, bint dynamic, bint omit,
+                     bint has_nd, T nd) noexcept nogil:
+    """Add one window row into outputs ``[c0, c1)`` through the sample table."""
+    cdef const int64_t* tab = g.tables + g.tab_off[g.d - 1]
+    cdef int64_t e
+    cdef Py_ssize_t w, j
+    cdef T v
+    for w in range(c0, c1):
+        for j in range(g.k):
+            e = tab[w * g.k + j]
+            if e == EXCLUDED:
+                continue
+            if e < EXCLUDED or cval_row:
+                v = cval
+            else:
+                v = rp[e * g.sc]
+            if dynamic:
+                if missing(v, omit, has_nd, nd):
+                    continue
+                cnt[w] += 1
+            acc[w] += <Acc>v
+
+
+cdef void row_direct(const Geom* g, const T* rp, Acc* acc) noexcept nogil:
+    """Add one data row into the interior outputs ``[lo, hi)``, no tables."""
+    cdef Py_ssize_t w, j
+    cdef int64_t step = g.dil * g.sc, jump = g.s * g.sc
+    cdef const T* q = rp + (g.lo * g.s - g.p) * g.sc
+    cdef Acc m
+    if g.k == 2 and step == 1:
+        for w in range(g.lo, g.hi):
+            acc[w] += <Acc>q[0] + <Acc>q[1]
+            q += jump
+        return
+    if g.k == 3 and step == 1:
+        for w in range(g.lo, g.hi):
+            acc[w] += <Acc>q[0] + <Acc>q[1] + <Acc>q[2]
+            q += jump
+        return
+    for w in range(g.lo, g.hi):
+        m = 0
+        for j in range(g.k):
+            m += <Acc>q[j * step]
+        acc[w] += m
+        q += jump
+
+
+cdef inline void store(char* op, Py_ssize_t w, int64_t os, int code, Acc s, int64_t den,
+                       bint average, bint fp_round, T kind) noexcept nogil:
+    """Write sum ``s`` (or ``s / den``) as element ``w`` of the output row."""
+    cdef double f
+    cdef fp_i128 q
+    if Acc is double:
+        f = s / den if average else s
+        if code == OUT_FLOAT32:
+            (<float*>op)[w * os] = <float>f
+        elif code == OUT_FLOAT64:
+            (<double*>op)[w * os] = f
+        else:
+            (<T*>op)[w * os] = <T>f
+    else:
+        if code == OUT_FLOAT32 or code == OUT_FLOAT64:
+            f = (<double>s) / den if average else <double>s
+            if code == OUT_FLOAT32:
+                (<float*>op)[w * os] = <float>f
+            else:
+                (<double*>op)[w * os] = f
+            return
+        if not average:
+            q = s
+        elif fp_round:
+            q = <fp_i128>round_half_even((<double>s) / den)
+        else:
+            q = div_round_even(s, den)
+        if code == OUT_INT64:
+            (<int64_t*>op)[w * os] = saturate(q, <int64_t>0)
+        elif code == OUT_UINT64:
+            (<uint64_t*>op)[w * os] = saturate(q, <uint64_t>0)
+        else:
+            (<T*>op)[w * os] = saturate(q, kind)
+
+
+cdef inline void store_missing(char* op, Py_ssize_t w, int64_t os, int code,
+                               bint has_nd, T nd) noexcept nogil:
+    """Write the result of a window with no valid sample: nodata, else NaN."""
+    cdef double f = <double>nd if has_nd else NAN
+    if code == OUT_FLOAT32:
+        (<float*>op)[w * os] = <float>f
+    elif code == OUT_FLOAT64:
+        (<double*>op)[w * os] = f
+    elif code == OUT_INT64:
+        (<int64_t*>op)[w * os] = <int64_t>nd
+    elif code == OUT_UINT64:
+        (<uint64_t*>op)[w * os] = <uint64_t>nd
+    else:
+        (<T*>op)[w * os] = nd if has_nd else <T>f
+
+
+cdef void engine(const Geom* g, const T* x, char* out, int code, bint average,
+                 int64_t divisor, const int64_t* colcount, bint omit, bint has_nd, T nd,
+                 T cval, bint fp_round, int nthreads, Acc* kind) noexcept nogil:
+    cdef Py_ssize_t total = g.nbatch * g.nrows_out, t, b, orow, r, w, nrows
+    cdef Py_ssize_t W = g.W
+    cdef bint dynamic = omit or has_nd
+    cdef Acc* acc
+    cdef int64_t* cnt
+    cdef int64_t* roff
+    cdef int64_t* rflat
+    cdef char* rcv
+    cdef int64_t oo, io, n, den
+    cdef int64_t itemsize = 8 if (code == OUT_INT64 or code == OUT_UINT64 or
+                                  code == OUT_FLOAT64) else (
+                                  4 if code == OUT_FLOAT32 else sizeof(T))
+    cdef const T* xb
+    cdef char* op
+    with parallel(num_threads=nthreads):
+        acc = <Acc*>malloc(W * sizeof(Acc))
+        cnt = <int64_t*>malloc(W * sizeof(int64_t))
+        roff = <int64_t*>malloc(g.max_rows * sizeof(int64_t))
+        rflat = <int64_t*>malloc(g.max_rows * sizeof(int64_t))
+        rcv = <char*>malloc(g.max_rows)
+        for t in prange(total, schedule="static"):
+            b = t // g.nrows_out
+            orow = t - b * g.nrows_out
+            nrows = collect_rows(g, orow, roff, rflat, rcv, &oo, &io)
+            xb = x + b * g.in_stride[0]
+            for w in range(W):
+                acc[w] = 0
+                cnt[w] = 0
+            for r in range(nrows):
+                if dynamic or rcv[r]:
+                    row_tables(g, xb + roff[r], rcv[r], cval, 0, W, acc, cnt,
+                               dynamic, omit, has_nd, nd)
+                else:
+                    row_tables(g, xb + roff[r], False, cval, 0, g.lo, acc, cnt,
+                               False, omit, has_nd, nd)
+                    row_direct(g, xb + roff[r], acc)
+                    row_tables(g, xb + roff[r], False, cval, g.hi, W, acc, cnt,
+                               False, omit, has_nd, nd)
+            op = out + (b * g.out_stride[0] + oo) * itemsize
+            for w in range(W):
+                n = cnt[w] if dynamic else nrows * colcount[w]
+                if n == 0:
+                    store_missing(op, w, g.out_stride[g.d], code, has_nd, nd)
+                    continue
+                den = divisor if divisor != 0 else n
+                store(op, w, g.out_stride[g.d], code, acc[w], den, average, fp_round,
+                      cval)
+        free(acc)
+        free(cnt)
+        free(roff)
+        free(rflat)
+        free(rcv)
+
+
+def sums(const T[:] dtype_tag, cnp.ndarray x, cnp.ndarray out, int code, bint average,
+         int64_t divisor, const int64_t[::1] colcount, const int64_t[::1] tables,
+         const int64_t[::1] tab_off, const int64_t[::1] width,
+         const int64_t[::1] out_len, const int64_t[::1] interior, bint omit,
+         object nodata, object cval, int nthreads):
+    """Sum (or average) pool ``x`` (batch, *pooled) into ``out``.
+
+    ``code`` says what ``out`` holds (an OutCode); ``divisor`` 0 means the window's
+    count; ``colcount`` is the number of samples per output of the last axis.
+    Inputs are trusted: fastpool._pool validates them.
+    """
+    cdef Geom g = make_geom(x, out, None, tables, tab_off, width, out_len, interior)
+    cdef T nd = nodata if nodata is not None else 0
+    cdef T cv = cval
+    cdef bint has_nd = nodata is not None
+    cdef const T* xp = <const T*>cnp.PyArray_DATA(x)
+    cdef char* op = <char*>cnp.PyArray_DATA(out)
+    cdef const int64_t* cc = &colcount[0]
+    # Small integers are averaged in double: exact while |sum| < 2**51, and the
+    # division vectorises where an integer division would not.
+    cdef bint fp_round = (T is not float and T is not double and T is not int64_t
+                          and T is not uint64_t and g.max_rows * g.k < (1 << 18))
+    with nogil:
+        if T is float or T is double:
+            engine(&g, xp, op, code, average, divisor, cc, omit, has_nd, nd, cv,
+                   fp_round, nthreads, <double*>NULL)
+        elif T is int64_t or T is uint64_t:
+            engine(&g, xp, op, code, average, divisor, cc, omit, has_nd, nd, cv,
+                   fp_round, nthreads, <fp_i128*>NULL)
+        else:
+            engine(&g, xp, op, code, average, divisor, cc, omit, has_nd, nd, cv,
+                   fp_round, nthreads, <int64_t*>NULL)

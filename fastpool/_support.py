@@ -1,0 +1,368 @@
+"""Validation and normalisation shared by every public function.
+
+All semantics and all checks live here and in ``_geometry``; the kernels trust
+what they are given.
+"""
+
+import numbers
+import operator
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._geometry import MODES
+from ._kernels import _openmp
+
+NAN_POLICIES = ("propagate", "omit", "raise")
+
+# dtypes the kernels are compiled for; bool is pooled as uint8, float16 as float32.
+KERNEL_DTYPES = tuple(np.dtype(t) for t in (
+    np.uint8, np.uint16, np.uint32, np.uint64, np.int8, np.int16, np.int32, np.int64,
+    np.float32, np.float64))
+
+# Below this many window samples a call runs on one thread: starting a team of
+# threads costs more than it saves.
+SERIAL_WORK = 1 << 16
+
+
+# --------------------------------------------------------------------------- threads
+
+_default_workers = None  # None: OpenMP's own default (honours threadpoolctl, OMP_NUM_THREADS)
+
+
+def cpu_count():
+    """Cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+class _WorkersContext:
+    """Returned by :func:`set_workers`; restores the previous default on exit."""
+
+    def __init__(self, previous):
+        self._previous = previous
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        global _default_workers
+        _default_workers = self._previous
+        return False
+
+
+def set_workers(workers):
+    """Set the default number of threads used when ``workers=None``.
+
+    Parameters
+    ----------
+    workers : int or None
+        ``-1`` for all cores, ``>= 1`` for exactly that many, ``None`` to go back to
+        OpenMP's default (all cores unless limited by ``OMP_NUM_THREADS`` or
+        threadpoolctl).
+
+    Returns
+    -------
+    context
+        Usable as a context manager that restores the previous default on exit.
+
+    Examples
+    --------
+    >>> import numpy as np, fastpool
+    >>> x = np.arange(16.0).reshape(4, 4)
+    >>> with fastpool.set_workers(1):
+    ...     fastpool.max_pool(x, 2)
+    array([[ 5.,  7.],
+           [13., 15.]])
+    """
+    global _default_workers
+    previous = _default_workers
+    _default_workers = None if workers is None else _check_workers(workers)
+    return _WorkersContext(previous)
+
+
+def get_workers():
+    """The number of threads a call with ``workers=None`` uses now."""
+    return resolve_workers(None)
+
+
+def _check_workers(workers):
+    if isinstance(workers, (bool, np.bool_)) or not isinstance(workers, numbers.Integral):
+        raise TypeError(f"workers must be an int or None, got {workers!r}")
+    workers = int(workers)
+    if workers == 0 or workers < -1:
+        raise ValueError(f"workers must be -1 (all cores) or >= 1, got {workers}")
+    return workers
+
+
+def resolve_workers(workers):
+    """Threads for one call: ``workers`` as in the SPEC, else the library default."""
+    if workers is None:
+        workers = _default_workers
+        if workers is None:
+            return max(1, _openmp.max_threads())
+    workers = _check_workers(workers)
+    return cpu_count() if workers == -1 else workers
+
+
+def threads_for(work, workers):
+    """Threads to use for a call of ``work`` window samples."""
+    n = resolve_workers(workers)
+    return 1 if work < SERIAL_WORK else n
+
+
+# --------------------------------------------------------------------------- input
+
+def as_input(input, name="input"):
+    """``input`` as an ndarray the kernels accept, plus its original dtype.
+
+    Big-endian and misaligned arrays are converted once; float16 is computed in
+    float32 (a copy); bool is viewed as uint8.  Other layouts (any strides, negative
+    included) are passed through without a copy.
+    """
+    x = np.asarray(input)
+    dtype = x.dtype
+    if dtype.kind not in "biuf":
+        raise TypeError(f"{name} has unsupported dtype {dtype}; fastpool pools bool, "
+                        "integer and real floating-point arrays")
+    if dtype.kind == "f" and dtype.itemsize not in (2, 4, 8):
+        raise TypeError(f"{name} has unsupported dtype {dtype}")
+    if dtype == np.float16:
+        x = x.astype(np.float32)
+    elif not dtype.isnative:
+        x = x.astype(dtype.newbyteorder("="))
+    if not x.flags.aligned or any(s % x.itemsize for s in x.strides):
+        x = np.ascontiguousarray(x)
+    if x.dtype == np.bool_:
+        x = x.view(np.uint8)
+    return x, dtype
+
+
+def check_nan_policy(x, nan_policy):
+    """Raise for NaN in ``x`` under ``nan_policy='raise'``."""
+    if nan_policy == "raise" and x.dtype.kind == "f" and x.size and np.isnan(x.min()):
+        raise ValueError("input contains NaN and nan_policy='raise'")
+
+
+# --------------------------------------------------------------------------- parameters
+
+def normalize_axes(axes, ndim):
+    """Validated pooled axes (non-negative), in the order given."""
+    if axes is None:
+        return tuple(range(ndim))
+    if isinstance(axes, numbers.Integral) and not isinstance(axes, (bool, np.bool_)):
+        axes = (axes,)
+    try:
+        axes = tuple(axes)
+    except TypeError:
+        raise TypeError(f"axes must be an int, a sequence of ints or None, got {axes!r}")
+    out = []
+    for a in axes:
+        if isinstance(a, (bool, np.bool_)) or not isinstance(a, numbers.Integral):
+            raise TypeError(f"axes must hold ints, got {a!r}")
+        a = int(a)
+        if not -ndim <= a < ndim:
+            raise ValueError(f"axes: axis {a} is out of range for an array of "
+                             f"{ndim} dimension(s)")
+        out.append(a % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"axes must not repeat an axis, got {axes!r}")
+    if not out:
+        raise ValueError("axes must name at least one axis")
+    return tuple(out)
+
+
+def normalize_sequence(value, n, name, minimum):
+    """``value`` as a tuple of ``n`` ints, each ``>= minimum``."""
+    if isinstance(value, (np.ndarray,)) and value.ndim == 0:
+        value = value.item()
+    if isinstance(value, numbers.Integral) or isinstance(value, (bool, np.bool_)):
+        values = (value,) * n
+    else:
+        try:
+            values = tuple(value)
+        except TypeError:
+            raise TypeError(f"{name} must be an int or a sequence of ints, got {value!r}")
+        if len(values) != n:
+            raise ValueError(f"{name} must have one value per pooled axis ({n}), "
+                             f"got {len(values)}: {value!r}")
+    result = []
+    for v in values:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"{name} must hold ints, got {v!r}")
+        v = int(v)
+        if v < minimum:
+            raise ValueError(f"{name} must be >= {minimum}, got {v}")
+        result.append(v)
+    return tuple(result)
+
+
+def _choice(value, choices, name):
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; "
+                         f"got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class PoolParams:
+    """Normalised parameters of a sliding-window pool, pooled axes ascending."""
+
+    axes: tuple
+    size: tuple
+    stride: tuple
+    padding: tuple
+    dilation: tuple
+    ceil_mode: bool
+    mode: str
+    nan_policy: str
+
+
+def pool_params(ndim, size, stride, padding, dilation, ceil_mode, mode, nan_policy, axes):
+    """Validate the shared sliding-window parameters (SPEC section 2)."""
+    axes = normalize_axes(axes, ndim)
+    n = len(axes)
+    size = normalize_sequence(size, n, "size", 1)
+    stride = size if stride is None else normalize_sequence(stride, n, "stride", 1)
+    padding = normalize_sequence(padding, n, "padding", 0)
+    dilation = normalize_sequence(dilation, n, "dilation", 1)
+    for p, k in zip(padding, size):
+        if p > k // 2:
+            raise ValueError(f"padding must be at most size // 2 on every axis; got "
+                             f"padding={p} for size={k}")
+    mode = _choice(mode, MODES, "mode")
+    nan_policy = _choice(nan_policy, NAN_POLICIES, "nan_policy")
+    if not isinstance(ceil_mode, (bool, np.bool_)):
+        raise TypeError(f"ceil_mode must be a bool, got {ceil_mode!r}")
+    order = sorted(range(n), key=lambda i: axes[i])
+    pick = lambda t: tuple(t[i] for i in order)  # noqa: E731
+    return PoolParams(pick(axes), pick(size), pick(stride), pick(padding), pick(dilation),
+                      bool(ceil_mode), mode, nan_policy)
+
+
+def _as_real(value, name):
+    if isinstance(value, (bool, np.bool_)):
+        return float(value)
+    try:
+        return operator.index(value)
+    except TypeError:
+        pass
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "biuf":
+        return value.item()
+    raise TypeError(f"{name} must be a real number, got {value!r}")
+
+
+def to_dtype_scalar(value, dtype, name, saturate):
+    """``value`` as a scalar of the kernel ``dtype``.
+
+    For integer dtypes the value is rounded half to even and, when ``saturate``,
+    clipped to the dtype's range; otherwise a value out of range is a ValueError.
+    """
+    value = _as_real(value, name)
+    if dtype.kind == "f":
+        return dtype.type(value)
+    if isinstance(value, float):
+        if np.isnan(value):
+            raise ValueError(f"{name}=nan cannot be used with {dtype} input")
+        if np.isinf(value):
+            if not saturate:
+                raise ValueError(f"{name}={value} cannot be represented in {dtype}")
+            value = -(2 ** 70) if value < 0 else 2 ** 70
+        else:
+            value = int(np.rint(value))
+    info = np.iinfo(dtype)
+    if not info.min <= value <= info.max:
+        if not saturate:
+            raise ValueError(f"{name}={value} cannot be represented in {dtype}")
+        value = min(max(value, info.min), info.max)
+    return dtype.type(value)
+
+
+def fill_values(x, mode, cval, nodata, nan_policy):
+    """``(cval, nodata, nan_policy)`` ready for a kernel on ``x``.
+
+    ``nodata`` is ``None`` or a scalar of ``x.dtype``; a NaN ``nodata`` is the same
+    as ``nan_policy='omit'`` and is turned into it.
+    """
+    cval_t = to_dtype_scalar(cval, x.dtype, "cval", saturate=True) \
+        if mode == "constant" else x.dtype.type(0)
+    if nodata is not None:
+        nd = _as_real(nodata, "nodata")
+        if isinstance(nd, float) and np.isnan(nd):
+            if x.dtype.kind == "f":
+                return cval_t, None, "omit"
+            nodata = None
+        else:
+            nodata = to_dtype_scalar(nd, x.dtype, "nodata", saturate=False)
+    return cval_t, nodata, nan_policy
+
+
+# --------------------------------------------------------------------------- output
+
+def check_dtype(dtype, name="output"):
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{name} must be an ndarray, a dtype or None, got {dtype!r}")
+    if dtype.kind not in "biuf" or dtype.itemsize > 8:
+        raise TypeError(f"{name} dtype {dtype} is not supported")
+    return dtype
+
+
+def prepare_output(output, shape, default_dtype, input_array):
+    """The array to return and its dtype.
+
+    ``output`` may be None, a dtype or an ndarray (checked for shape, writability,
+    dtype and overlap with the input).
+    """
+    if output is None:
+        return np.empty(shape, dtype=default_dtype)
+    if isinstance(output, np.ndarray):
+        if output.shape != tuple(shape):
+            raise ValueError(f"output has shape {output.shape}, expected {tuple(shape)}")
+        if not output.flags.writeable:
+            raise ValueError("output is read-only")
+        check_dtype(output.dtype)
+        if np.shares_memory(output, input_array):
+            raise ValueError("output overlaps the input; pass a separate array")
+        return output
+    return np.empty(shape, dtype=check_dtype(output))
+
+
+def store(dst, src):
+    """Copy ``src`` into ``dst`` with fastpool's casting rule.
+
+    Floats to integers are rounded half to even and saturated; NaN cannot be
+    stored in an integer array (ValueError).  Integers are saturated.
+    """
+    if dst.dtype == src.dtype or dst.dtype.kind == "f":
+        np.copyto(dst, src, casting="unsafe")
+        return dst
+    if src.dtype.kind == "f":
+        if np.isnan(src).any():
+            raise ValueError(f"the result holds NaN, which output dtype {dst.dtype} "
+                             "cannot store")
+        src = np.rint(src)
+    if dst.dtype == np.bool_:
+        np.copyto(dst, src != 0)
+        return dst
+    info = np.iinfo(dst.dtype)
+    if src.dtype.kind == "f":
+        np.copyto(dst, np.clip(src, info.min, info.max), casting="unsafe")
+    elif src.dtype.kind == "u":
+        np.copyto(dst, np.minimum(src, np.uint64(info.max)).astype(dst.dtype),
+                  casting="unsafe")
+    else:
+        lo = max(info.min, np.iinfo(np.int64).min)
+        hi = min(info.max, np.iinfo(np.int64).max)
+        clipped = np.clip(src.astype(np.int64), lo, hi)
+        if info.min == 0:
+            clipped = clipped.astype(np.uint64)
+        np.copyto(dst, clipped, casting="unsafe")
+    return dst
+

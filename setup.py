@@ -1,0 +1,88 @@
+"""Build fastpool's Cython kernels with -O3 and OpenMP (serial fallback with a warning).
+
+Environment switches:
+  FASTPOOL_DEBUG=1     bounds checking and wraparound on, -O0 -g (debug builds)
+  FASTPOOL_NO_OPENMP=1 build without OpenMP even where the compiler has it
+"""
+import os
+import sys
+import tempfile
+import textwrap
+import warnings
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+DEBUG = os.environ.get("FASTPOOL_DEBUG", "") not in ("", "0")
+
+# One directives dict for every extension.
+DIRECTIVES = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "wraparound": DEBUG,
+    "initializedcheck": DEBUG,
+    "nonecheck": DEBUG,
+    "cdivision": True,
+    "embedsignature": True,
+    "freethreading_compatible": True,
+}
+
+EXTENSIONS = ["_openmp", "_extremum", "_sums", "_unpool"]
+
+
+def _has_openmp(compiler):
+    """Compile and link a tiny OpenMP program; True when that works."""
+    if os.environ.get("FASTPOOL_NO_OPENMP", "") not in ("", "0"):
+        return False
+    code = textwrap.dedent("""
+        #include <omp.h>
+        int main(void) {
+            int n = 0;
+            #pragma omp parallel reduction(+:n)
+            n += 1;
+            return n > 0 ? 0 : 1;
+        }
+    """)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "probe.c")
+        with open(src, "w") as f:
+            f.write(code)
+        try:
+            objs = compiler.compile([src], output_dir=tmp, extra_postargs=["-fopenmp"])
+            compiler.link_executable(objs, os.path.join(tmp, "probe"),
+                                     extra_postargs=["-fopenmp"])
+        except Exception:
+            return False
+    return True
+
+
+class BuildExt(build_ext):
+    def build_extensions(self):
+        openmp = self.compiler.compiler_type != "msvc" and _has_openmp(self.compiler)
+        if not openmp:
+            warnings.warn("fastpool: no OpenMP found; building SERIAL kernels "
+                          "(fastpool.openmp_enabled() will be False)")
+        opt = ["-O0", "-g"] if DEBUG else ["-O3"]
+        for ext in self.extensions:
+            ext.extra_compile_args = opt + (["-fopenmp"] if openmp else [])
+            ext.extra_link_args = ["-fopenmp"] if openmp else []
+        super().build_extensions()
+
+
+extensions = [
+    Extension(
+        f"fastpool._kernels.{name}",
+        [f"fastpool/_kernels/{name}.pyx"],
+        include_dirs=[np.get_include(), "fastpool/_kernels"],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    )
+    for name in EXTENSIONS
+]
+
+setup(
+    ext_modules=cythonize(extensions, compiler_directives=DIRECTIVES,
+                          nthreads=os.cpu_count() or 1),
+    cmdclass={"build_ext": BuildExt},
+)
