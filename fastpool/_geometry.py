@@ -30,8 +30,6 @@ def output_length(n, size, stride, padding, dilation, ceil_mode):
     """Output length along one axis, as PyTorch computes it (may be <= 0)."""
     span = dilation * (size - 1) + 1
     room = n + 2 * padding - span
-    if room < 0:
-        return 0
     if ceil_mode:
         out = -(-room // stride) + 1
         # The last window must start inside the input or the left padding.
@@ -39,7 +37,7 @@ def output_length(n, size, stride, padding, dilation, ceil_mode):
             out -= 1
     else:
         out = room // stride + 1
-    return out
+    return max(out, 0)
 
 
 def extend_index(pos, n, mode):

@@ -2,7 +2,10 @@
 # walk over a window's rows, and the integer rounding/saturation helpers.
 
 from libc.stdint cimport (int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t,
-                          uint32_t, uint64_t, INT64_MAX, INT64_MIN)
+                          uint32_t, uint64_t, INT8_MIN, INT8_MAX, INT16_MIN, INT16_MAX,
+                          INT32_MIN, INT32_MAX, INT64_MAX, INT64_MIN, UINT8_MAX,
+                          UINT16_MAX, UINT32_MAX, UINT64_MAX)
+from libc.math cimport INFINITY
 cimport numpy as cnp
 
 cdef extern from "_fastpool.h":
@@ -199,3 +202,41 @@ cdef inline double round_half_even(double x) noexcept nogil:
     """Nearest integer, ties to even, for ``|x| < 2**51`` (inlined; libm's rint is a call)."""
     cdef double magic = 6755399441055744.0  # 2**52 + 2**51: its ulp is 1
     return (x + magic) - magic
+
+
+cdef inline T lowest(T kind) noexcept nogil:
+    """The smallest value of ``T`` (-inf for floats)."""
+    if T is float or T is double:
+        return -INFINITY
+    elif T is int8_t:
+        return INT8_MIN
+    elif T is int16_t:
+        return INT16_MIN
+    elif T is int32_t:
+        return INT32_MIN
+    elif T is int64_t:
+        return INT64_MIN
+    else:
+        return 0
+
+
+cdef inline T highest(T kind) noexcept nogil:
+    """The largest value of ``T`` (inf for floats)."""
+    if T is float or T is double:
+        return INFINITY
+    elif T is int8_t:
+        return INT8_MAX
+    elif T is int16_t:
+        return INT16_MAX
+    elif T is int32_t:
+        return INT32_MAX
+    elif T is int64_t:
+        return INT64_MAX
+    elif T is uint8_t:
+        return UINT8_MAX
+    elif T is uint16_t:
+        return UINT16_MAX
+    elif T is uint32_t:
+        return UINT32_MAX
+    else:
+        return UINT64_MAX

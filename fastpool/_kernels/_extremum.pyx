@@ -10,11 +10,12 @@ tracking take a direct loop; everything else goes through the sample tables.
 from cython.parallel cimport parallel, prange
 from libc.stdlib cimport free, malloc
 from libc.stdint cimport int64_t
+from libc.math cimport NAN
 
 cimport numpy as cnp
 
-from ._common cimport (EXCLUDED, Dir, Geom, MaxTag, MinTag, T, collect_rows,
-                       make_geom)
+from ._common cimport (EXCLUDED, Dir, Geom, MaxTag, MinTag, T, collect_rows, highest,
+                       lowest, make_geom)
 
 cnp.import_array()
 
@@ -78,37 +79,49 @@ cdef void row_tables(const Geom* g, const T* rp, int64_t rflat, bint cval_row, T
             take(&acc[w], &idx[w], v, fi, omit, tag)
 
 
-cdef void row_direct(const Geom* g, const T* rp, bint first, T* acc, bint omit,
+cdef inline T identity(bint omit, T kind, Dir tag) noexcept nogil:
+    """Start value of a running extremum that any first sample replaces."""
+    if T is float or T is double:
+        if omit:
+            return NAN
+    return lowest(kind) if Dir is MaxTag else highest(kind)
+
+
+cdef inline void row_direct_as(const Geom* g, const T* rp, T* acc, bint omit,
+                               Dir tag) noexcept nogil:
+    # Inlined with a literal ``omit`` so each loop compiles branch-free.
+    cdef Py_ssize_t i, j, n = g.hi - g.lo
+    cdef int64_t step = g.dil * g.sc, jump = g.s * g.sc
+    cdef const T* q = rp + (g.lo * g.s - g.p) * g.sc
+    cdef T* a = acc + g.lo
+    cdef T m
+    if step == 1 and jump == 2 and g.k == 2:
+        for i in range(n):
+            a[i] = pick(a[i], pick(q[2 * i], q[2 * i + 1], omit, tag), omit, tag)
+    elif step == 1 and jump == 2 and g.k == 3:
+        for i in range(n):
+            m = pick(pick(q[2 * i], q[2 * i + 1], omit, tag), q[2 * i + 2], omit, tag)
+            a[i] = pick(a[i], m, omit, tag)
+    elif step == 1 and jump == 3 and g.k == 3:
+        for i in range(n):
+            m = pick(pick(q[3 * i], q[3 * i + 1], omit, tag), q[3 * i + 2], omit, tag)
+            a[i] = pick(a[i], m, omit, tag)
+    else:
+        for i in range(n):
+            m = q[0]
+            for j in range(1, g.k):
+                m = pick(m, q[j * step], omit, tag)
+            a[i] = pick(a[i], m, omit, tag)
+            q += jump
+
+
+cdef void row_direct(const Geom* g, const T* rp, T* acc, bint omit,
                      Dir tag) noexcept nogil:
     """Fold one data row into the interior outputs ``[lo, hi)``, no tables."""
-    cdef Py_ssize_t w, j
-    cdef int64_t step = g.dil * g.sc, jump = g.s * g.sc
-    cdef const T* q
-    cdef T m
-    if g.k == 2 and step == 1:
-        q = rp + (g.lo * g.s - g.p) * g.sc
-        if first:
-            for w in range(g.lo, g.hi):
-                acc[w] = pick(q[0], q[1], omit, tag)
-                q += jump
-        else:
-            for w in range(g.lo, g.hi):
-                acc[w] = pick(acc[w], pick(q[0], q[1], omit, tag), omit, tag)
-                q += jump
-        return
-    if g.k == 3 and step == 1:
-        q = rp + (g.lo * g.s - g.p) * g.sc
-        for w in range(g.lo, g.hi):
-            m = pick(pick(q[0], q[1], omit, tag), q[2], omit, tag)
-            acc[w] = m if first else pick(acc[w], m, omit, tag)
-            q += jump
-        return
-    for w in range(g.lo, g.hi):
-        q = rp + (w * g.s - g.p) * g.sc
-        m = q[0]
-        for j in range(1, g.k):
-            m = pick(m, q[j * step], omit, tag)
-        acc[w] = m if first else pick(acc[w], m, omit, tag)
+    if omit:
+        row_direct_as(g, rp, acc, True, tag)
+    else:
+        row_direct_as(g, rp, acc, False, tag)
 
 
 cdef void engine(const Geom* g, const T* x, T* out, int64_t* iout, bint want_idx,
@@ -144,11 +157,14 @@ cdef void engine(const Geom* g, const T* x, T* out, int64_t* iout, bint want_idx
             direct = not (want_idx or has_nd or any_cval)
             for w in range(W):
                 idx[w] = -1
+            if direct:
+                for w in range(g.lo, g.hi):
+                    acc[w] = identity(omit, cval, tag)
             for r in range(nrows):
                 if direct:
                     row_tables(g, xb + roff[r], rflat[r], False, cval, 0, g.lo,
                                acc, idx, omit, False, nd, tag)
-                    row_direct(g, xb + roff[r], r == 0, acc, omit, tag)
+                    row_direct(g, xb + roff[r], acc, omit, tag)
                     row_tables(g, xb + roff[r], rflat[r], False, cval, g.hi, W,
                                acc, idx, omit, False, nd, tag)
                 else:

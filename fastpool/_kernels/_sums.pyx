@@ -14,7 +14,7 @@ from libc.math cimport NAN
 cimport numpy as cnp
 
 from ._common cimport (EXCLUDED, Acc, Geom, T, collect_rows, div_round_even, fp_i128,
-                       make_geom, round_half_even, saturate)
+                       highest, lowest, make_geom, round_half_even, saturate)
 
 cnp.import_array()
 
@@ -55,65 +55,6 @@ cdef void row_tables(const Geom* g, const T* rp, bint cval_row, T cval, Py_ssize
             acc[w] += <Acc>v
 
 
-cdef void row_direct(const Geom* g, const T* rp, Acc* acc) noexcept nogil:
-    """Add one data row into the interior outputs ``[lo, hi)``, no tables."""
-    cdef Py_ssize_t w, j
-    cdef int64_t step = g.dil * g.sc, jump = g.s * g.sc
-    cdef const T* q = rp + (g.lo * g.s - g.p) * g.sc
-    cdef Acc m
-    if g.k == 2 and step == 1:
-        for w in range(g.lo, g.hi):
-            acc[w] += <Acc>q[0] + <Acc>q[1]
-            q += jump
-        return
-    if g.k == 3 and step == 1:
-        for w in range(g.lo, g.hi):
-            acc[w] += <Acc>q[0] + <Acc>q[1] + <Acc>q[2]
-            q += jump
-        return
-    for w in range(g.lo, g.hi):
-        m = 0
-        for j in range(g.k):
-            m += <Acc>q[j * step]
-        acc[w] += m
-        q += jump
-
-
-cdef inline void store(char* op, Py_ssize_t w, int64_t os, int code, Acc s, int64_t den,
-                       bint average, bint fp_round, T kind) noexcept nogil:
-    """Write sum ``s`` (or ``s / den``) as element ``w`` of the output row."""
-    cdef double f
-    cdef fp_i128 q
-    if Acc is double:
-        f = s / den if average else s
-        if code == OUT_FLOAT32:
-            (<float*>op)[w * os] = <float>f
-        elif code == OUT_FLOAT64:
-            (<double*>op)[w * os] = f
-        else:
-            (<T*>op)[w * os] = <T>f
-    else:
-        if code == OUT_FLOAT32 or code == OUT_FLOAT64:
-            f = (<double>s) / den if average else <double>s
-            if code == OUT_FLOAT32:
-                (<float*>op)[w * os] = <float>f
-            else:
-                (<double*>op)[w * os] = f
-            return
-        if not average:
-            q = s
-        elif fp_round:
-            q = <fp_i128>round_half_even((<double>s) / den)
-        else:
-            q = div_round_even(s, den)
-        if code == OUT_INT64:
-            (<int64_t*>op)[w * os] = saturate(q, <int64_t>0)
-        elif code == OUT_UINT64:
-            (<uint64_t*>op)[w * os] = saturate(q, <uint64_t>0)
-        else:
-            (<T*>op)[w * os] = saturate(q, kind)
-
-
 cdef inline void store_missing(char* op, Py_ssize_t w, int64_t os, int code,
                                bint has_nd, T nd) noexcept nogil:
     """Write the result of a window with no valid sample: nodata, else NaN."""
@@ -128,6 +69,96 @@ cdef inline void store_missing(char* op, Py_ssize_t w, int64_t os, int code,
         (<uint64_t*>op)[w * os] = <uint64_t>nd
     else:
         (<T*>op)[w * os] = nd if has_nd else <T>f
+
+
+cdef void row_direct(const Geom* g, const T* rp, Acc* acc) noexcept nogil:
+    """Add one data row into the interior outputs ``[lo, hi)``, no tables."""
+    cdef Py_ssize_t i, j, n = g.hi - g.lo
+    cdef int64_t step = g.dil * g.sc, jump = g.s * g.sc
+    cdef const T* q = rp + (g.lo * g.s - g.p) * g.sc
+    cdef Acc* a = acc + g.lo
+    cdef Acc m
+    # Literal strides for the common windows, so the loops vectorise.
+    if step == 1 and jump == 2 and g.k == 2:
+        for i in range(n):
+            a[i] += <Acc>q[2 * i] + <Acc>q[2 * i + 1]
+    elif step == 1 and jump == 2 and g.k == 3:
+        for i in range(n):
+            a[i] += <Acc>q[2 * i] + <Acc>q[2 * i + 1] + <Acc>q[2 * i + 2]
+    elif step == 1 and jump == 3 and g.k == 3:
+        for i in range(n):
+            a[i] += <Acc>q[3 * i] + <Acc>q[3 * i + 1] + <Acc>q[3 * i + 2]
+    else:
+        for i in range(n):
+            m = 0
+            for j in range(g.k):
+                m += <Acc>q[j * step]
+            a[i] += m
+            q += jump
+
+
+cdef inline double clip_to(double f, T kind) noexcept nogil:
+    """``f`` clipped to the range of integer type ``T`` (exact for <= 32 bits)."""
+    cdef double lo = <double>lowest(kind), hi = <double>highest(kind)
+    return lo if f < lo else (hi if f > hi else f)
+
+
+cdef void store_row(char* op, int64_t os, int code, const Acc* acc, const int64_t* cnt,
+                    bint dynamic, int64_t nrows, const int64_t* colcount,
+                    int64_t divisor, bint average, bint fp_round, bint has_nd, T nd,
+                    Py_ssize_t W) noexcept nogil:
+    """Write a row of sums (or averages) as the output's dtype (``code``)."""
+    cdef Py_ssize_t w
+    cdef int64_t n, den
+    cdef double f
+    cdef fp_i128 q
+    cdef T* ot = <T*>op
+    # The common cases first, in loops without per-element dispatch.
+    if not dynamic and code == OUT_SAME and (T is float or T is double):
+        for w in range(W):
+            den = divisor if divisor != 0 else nrows * colcount[w]
+            ot[w * os] = <T>(acc[w] / den if average else acc[w])
+        return
+    if (not dynamic and code == OUT_SAME and fp_round and average
+            and not (T is float or T is double)):
+        for w in range(W):
+            den = divisor if divisor != 0 else nrows * colcount[w]
+            ot[w * os] = <T>clip_to(round_half_even((<double>acc[w]) / den), nd)
+        return
+    for w in range(W):
+        n = cnt[w] if dynamic else nrows * colcount[w]
+        if n == 0:
+            store_missing(op, w, os, code, has_nd, nd)
+            continue
+        den = divisor if divisor != 0 else n
+        if Acc is double:
+            f = acc[w] / den if average else acc[w]
+            if code == OUT_FLOAT32:
+                (<float*>op)[w * os] = <float>f
+            elif code == OUT_FLOAT64:
+                (<double*>op)[w * os] = f
+            else:
+                ot[w * os] = <T>f
+            continue
+        if code == OUT_FLOAT32 or code == OUT_FLOAT64:
+            f = (<double>acc[w]) / den if average else <double>acc[w]
+            if code == OUT_FLOAT32:
+                (<float*>op)[w * os] = <float>f
+            else:
+                (<double*>op)[w * os] = f
+            continue
+        if not average:
+            q = acc[w]
+        elif fp_round:
+            q = <fp_i128>round_half_even((<double>acc[w]) / den)
+        else:
+            q = div_round_even(acc[w], den)
+        if code == OUT_INT64:
+            (<int64_t*>op)[w * os] = saturate(q, <int64_t>0)
+        elif code == OUT_UINT64:
+            (<uint64_t*>op)[w * os] = saturate(q, <uint64_t>0)
+        else:
+            ot[w * os] = saturate(q, nd)
 
 
 cdef void engine(const Geom* g, const T* x, char* out, int code, bint average,
@@ -172,14 +203,8 @@ cdef void engine(const Geom* g, const T* x, char* out, int code, bint average,
                     row_tables(g, xb + roff[r], False, cval, g.hi, W, acc, cnt,
                                False, omit, has_nd, nd)
             op = out + (b * g.out_stride[0] + oo) * itemsize
-            for w in range(W):
-                n = cnt[w] if dynamic else nrows * colcount[w]
-                if n == 0:
-                    store_missing(op, w, g.out_stride[g.d], code, has_nd, nd)
-                    continue
-                den = divisor if divisor != 0 else n
-                store(op, w, g.out_stride[g.d], code, acc[w], den, average, fp_round,
-                      cval)
+            store_row(op, g.out_stride[g.d], code, acc, cnt, dynamic, nrows, colcount,
+                      divisor, average, fp_round, has_nd, nd, W)
         free(acc)
         free(cnt)
         free(roff)
