@@ -17,6 +17,7 @@ Table entries (``int64``):
     nearest in-input index, reported by ``return_indices`` when cval wins.
 """
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,7 +61,7 @@ def extend_index(pos, n, mode):
     raise AssertionError(mode)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class AxisWindows:
     """Windows along one pooled axis.
 
@@ -92,6 +93,13 @@ class AxisWindows:
     @property
     def width(self):
         return self.table.shape[1]
+
+    @functools.cached_property
+    def counts(self):
+        """Samples in each window (int64): the entries that are not EXCLUDED."""
+        counts = np.count_nonzero(self.table != EXCLUDED, axis=1).astype(np.int64)
+        counts.flags.writeable = False
+        return counts
 
 
 def sliding_windows(n, size, stride, padding, dilation, ceil_mode, mode, axis):
@@ -135,23 +143,27 @@ def sliding_windows(n, size, stride, padding, dilation, ceil_mode, mode, axis):
         lo, hi = int(idx[0]), int(idx[-1]) + 1
     else:
         lo = hi = 0
-    return AxisWindows(n=n, table=np.ascontiguousarray(table, dtype=np.int64),
+    table = np.ascontiguousarray(table, dtype=np.int64)
+    table.flags.writeable = False
+    return AxisWindows(n=n, table=table,
                        interior=(lo, hi), stride=stride, padding=padding,
                        dilation=dilation)
 
 
+@functools.lru_cache(maxsize=256)
 def sliding_geometry(shape, params):
     """AxisWindows for every pooled axis; ``shape`` is the pooled axes' lengths.
 
-    ``params`` is a :class:`fastpool._support.PoolParams`.
+    ``params`` is a :class:`fastpool._support.PoolParams`.  Cached: repeated calls
+    on same-shaped inputs skip the table building (the tables are read-only).
     """
-    return [
+    return tuple(
         sliding_windows(n, k, s, p, d, params.ceil_mode, params.mode, ax)
         for n, k, s, p, d, ax in zip(shape, params.size, params.stride,
-                                     params.padding, params.dilation, params.axes)
-    ]
+                                     params.padding, params.dilation, params.axes))
 
 
+@functools.lru_cache(maxsize=256)
 def pack_tables(windows):
     """Concatenate the per-axis tables into one flat array for the kernels.
 
@@ -168,5 +180,8 @@ def pack_tables(windows):
     last = windows[-1]
     interior = np.array([last.interior[0], last.interior[1], last.stride,
                          last.padding, last.dilation], dtype=np.int64)
-    return np.ascontiguousarray(tables, dtype=np.int64), offsets, widths, out_lens, \
-        in_lens, interior
+    packed = (np.ascontiguousarray(tables, dtype=np.int64), offsets, widths, out_lens,
+              in_lens, interior)
+    for a in packed:
+        a.flags.writeable = False
+    return packed

@@ -84,7 +84,7 @@ class _Call:
         self.omit = nan_policy == "omit"
         self.x = x
         self.params = p
-        self.windows = sliding_geometry([x.shape[a] for a in p.axes], p)
+        self.windows = sliding_geometry(tuple(x.shape[a] for a in p.axes), p)
         shape = list(x.shape)
         for a, w in zip(p.axes, self.windows):
             shape[a] = w.out_len
@@ -172,7 +172,7 @@ def _sum_pool(average, input, size, stride, padding, dilation, ceil_mode, mode, 
         else:
             code, tmp_dtype = _OUT.OUT_INT64, np.int64
         target = np.empty(call.out_shape, dtype=tmp_dtype)
-    colcount = np.count_nonzero(call.windows[-1].table != -1, axis=1).astype(np.int64)
+    colcount = call.windows[-1].counts
     for views in call.views(target):
         _sums.sums(call.tag, views[0], views[1], code, average, divisor, colcount,
                    *call.geometry_args, call.omit, call.nodata, call.cval,

@@ -33,10 +33,12 @@ ctypedef fused Dir:
     MaxTag
     MinTag
 
-# Accumulator of the sum family: double for floats, int64 for integers up to 32
-# bits, 128 bits for 64-bit integers (exact sums, saturated on output).
+# Accumulator of the sum family: double for floats; int32 for 8- and 16-bit
+# integers in windows of up to 2**15 samples, int64 for the other integers up to
+# 32 bits, 128 bits for 64-bit integers (exact sums, saturated on output).
 ctypedef fused Acc:
     double
+    int32_t
     int64_t
     fp_i128
 

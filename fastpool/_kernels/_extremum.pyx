@@ -171,11 +171,17 @@ cdef void engine(const Geom* g, const T* x, T* out, int64_t* iout, bint want_idx
                     row_tables(g, xb + roff[r], rflat[r], rcv[r], cval, 0, W,
                                acc, idx, omit, has_nd, nd, tag)
             op = out + b * g.out_stride[0] + oo
-            for w in range(W):
-                if has_nd and idx[w] < 0:
-                    acc[w] = nd
-                    idx[w] = -2 - idx[w]
-                op[w * g.out_stride[g.d]] = acc[w]
+            if has_nd:
+                for w in range(W):
+                    if idx[w] < 0:
+                        acc[w] = nd
+                        idx[w] = -2 - idx[w]
+            if g.out_stride[g.d] == 1:
+                for w in range(W):
+                    op[w] = acc[w]
+            else:
+                for w in range(W):
+                    op[w * g.out_stride[g.d]] = acc[w]
             if want_idx:
                 ip = iout + b * g.idx_stride[0] + io
                 for w in range(W):

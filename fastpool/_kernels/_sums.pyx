@@ -14,7 +14,7 @@ from libc.math cimport NAN
 cimport numpy as cnp
 
 from ._common cimport (EXCLUDED, Acc, Geom, T, collect_rows, div_round_even, fp_i128,
-                       highest, lowest, make_geom, round_half_even, saturate)
+                       make_geom, round_half_even, saturate)
 
 cnp.import_array()
 
@@ -97,68 +97,95 @@ cdef void row_direct(const Geom* g, const T* rp, Acc* acc) noexcept nogil:
             q += jump
 
 
-cdef inline double clip_to(double f, T kind) noexcept nogil:
-    """``f`` clipped to the range of integer type ``T`` (exact for <= 32 bits)."""
-    cdef double lo = <double>lowest(kind), hi = <double>highest(kind)
-    return lo if f < lo else (hi if f > hi else f)
-
-
-cdef void store_row(char* op, int64_t os, int code, const Acc* acc, const int64_t* cnt,
-                    bint dynamic, int64_t nrows, const int64_t* colcount,
-                    int64_t divisor, bint average, bint fp_round, bint has_nd, T nd,
-                    Py_ssize_t W) noexcept nogil:
-    """Write a row of sums (or averages) as the output's dtype (``code``)."""
-    cdef Py_ssize_t w
-    cdef int64_t n, den
+cdef inline void store_one(char* op, Py_ssize_t w, int64_t os, int code, Acc s,
+                           int64_t n, int64_t divisor, bint average, bint fp_round,
+                           bint has_nd, T nd) noexcept nogil:
+    """Write the sum ``s`` of ``n`` samples (or its mean) as output element ``w``."""
+    cdef int64_t den
     cdef double f
     cdef fp_i128 q
+    if n == 0:
+        store_missing(op, w, os, code, has_nd, nd)
+        return
+    den = divisor if divisor != 0 else n
+    if Acc is double or code == OUT_FLOAT32 or code == OUT_FLOAT64:
+        f = (<double>s) / den if average else <double>s
+        if code == OUT_FLOAT32:
+            (<float*>op)[w * os] = <float>f
+        elif code == OUT_FLOAT64:
+            (<double*>op)[w * os] = f
+        else:
+            (<T*>op)[w * os] = <T>f
+        return
+    if not average:
+        q = s
+    elif fp_round:
+        q = <fp_i128>round_half_even((<double>s) / den)
+    else:
+        q = div_round_even(s, den)
+    if code == OUT_INT64:
+        (<int64_t*>op)[w * os] = saturate(q, <int64_t>0)
+    elif code == OUT_UINT64:
+        (<uint64_t*>op)[w * os] = saturate(q, <uint64_t>0)
+    else:
+        (<T*>op)[w * os] = saturate(q, nd)
+
+
+cdef inline int log2_exact(int64_t n) noexcept nogil:
+    """``log2(n)`` when ``n`` is a power of two, else -1."""
+    cdef int sh = 0
+    if n <= 0 or (n & (n - 1)) != 0:
+        return -1
+    while (<int64_t>1 << sh) != n:
+        sh += 1
+    return sh
+
+
+cdef void store_row(const Geom* g, char* op, int64_t os, int code, const Acc* acc,
+                    const int64_t* cnt, bint dynamic, int64_t nrows,
+                    const int64_t* colcount, int64_t divisor, bint average,
+                    bint fp_round, bint has_nd, T nd) noexcept nogil:
+    """Write a row of sums (or means) as the output's dtype (``code``).
+
+    The interior of a plain average, where every window has ``nrows * k`` samples,
+    takes loops without per-element dispatch: a multiply (floats) or a shift
+    (integers) when that count is a power of two, a vectorised division else.
+    """
+    cdef Py_ssize_t w, lo = 0, hi = 0
+    cdef int64_t den = nrows * g.k
+    cdef int sh = log2_exact(den)
+    cdef double scale = 1.0 / <double>den, fden = <double>den
+    cdef Acc half
     cdef T* ot = <T*>op
-    # The common cases first, in loops without per-element dispatch.
-    if not dynamic and code == OUT_SAME and (T is float or T is double):
-        for w in range(W):
-            den = divisor if divisor != 0 else nrows * colcount[w]
-            ot[w * os] = <T>(acc[w] / den if average else acc[w])
-        return
-    if (not dynamic and code == OUT_SAME and fp_round and average
-            and not (T is float or T is double)):
-        for w in range(W):
-            den = divisor if divisor != 0 else nrows * colcount[w]
-            ot[w * os] = <T>clip_to(round_half_even((<double>acc[w]) / den), nd)
-        return
-    for w in range(W):
-        n = cnt[w] if dynamic else nrows * colcount[w]
-        if n == 0:
-            store_missing(op, w, os, code, has_nd, nd)
-            continue
-        den = divisor if divisor != 0 else n
-        if Acc is double:
-            f = acc[w] / den if average else acc[w]
-            if code == OUT_FLOAT32:
-                (<float*>op)[w * os] = <float>f
-            elif code == OUT_FLOAT64:
-                (<double*>op)[w * os] = f
+    if not dynamic and average and divisor == 0 and code == OUT_SAME and os == 1:
+        lo, hi = g.lo, g.hi
+        if T is float or T is double:
+            if sh >= 0:
+                for w in range(lo, hi):
+                    ot[w] = <T>(acc[w] * scale)
             else:
-                ot[w * os] = <T>f
-            continue
-        if code == OUT_FLOAT32 or code == OUT_FLOAT64:
-            f = (<double>acc[w]) / den if average else <double>acc[w]
-            if code == OUT_FLOAT32:
-                (<float*>op)[w * os] = <float>f
+                for w in range(lo, hi):
+                    ot[w] = <T>(acc[w] / fden)
+        elif Acc is not double:
+            # A mean of T values lies in T's range: no saturation needed.
+            if sh > 0:
+                half = (<Acc>1 << (sh - 1)) - 1
+                for w in range(lo, hi):
+                    ot[w] = <T>((acc[w] + half + ((acc[w] >> sh) & 1)) >> sh)
+            elif sh == 0:
+                for w in range(lo, hi):
+                    ot[w] = <T>acc[w]
+            elif fp_round:
+                for w in range(lo, hi):
+                    ot[w] = <T>round_half_even(<double>acc[w] / fden)
             else:
-                (<double*>op)[w * os] = f
-            continue
-        if not average:
-            q = acc[w]
-        elif fp_round:
-            q = <fp_i128>round_half_even((<double>acc[w]) / den)
-        else:
-            q = div_round_even(acc[w], den)
-        if code == OUT_INT64:
-            (<int64_t*>op)[w * os] = saturate(q, <int64_t>0)
-        elif code == OUT_UINT64:
-            (<uint64_t*>op)[w * os] = saturate(q, <uint64_t>0)
-        else:
-            ot[w * os] = saturate(q, nd)
+                lo = hi = 0
+    for w in range(lo):
+        store_one(op, w, os, code, acc[w], cnt[w] if dynamic else nrows * colcount[w],
+                  divisor, average, fp_round, has_nd, nd)
+    for w in range(hi, g.W):
+        store_one(op, w, os, code, acc[w], cnt[w] if dynamic else nrows * colcount[w],
+                  divisor, average, fp_round, has_nd, nd)
 
 
 cdef void engine(const Geom* g, const T* x, char* out, int code, bint average,
@@ -203,8 +230,8 @@ cdef void engine(const Geom* g, const T* x, char* out, int code, bint average,
                     row_tables(g, xb + roff[r], False, cval, g.hi, W, acc, cnt,
                                False, omit, has_nd, nd)
             op = out + (b * g.out_stride[0] + oo) * itemsize
-            store_row(op, g.out_stride[g.d], code, acc, cnt, dynamic, nrows, colcount,
-                      divisor, average, fp_round, has_nd, nd, W)
+            store_row(g, op, g.out_stride[g.d], code, acc, cnt, dynamic, nrows,
+                      colcount, divisor, average, fp_round, has_nd, nd)
         free(acc)
         free(cnt)
         free(roff)
@@ -234,6 +261,7 @@ def sums(const T[:] dtype_tag, cnp.ndarray x, cnp.ndarray out, int code, bint av
     # division vectorises where an integer division would not.
     cdef bint fp_round = (T is not float and T is not double and T is not int64_t
                           and T is not uint64_t and g.max_rows * g.k < (1 << 18))
+    cdef bint narrow = sizeof(T) <= 2
     with nogil:
         if T is float or T is double:
             engine(&g, xp, op, code, average, divisor, cc, omit, has_nd, nd, cv,
@@ -241,6 +269,9 @@ def sums(const T[:] dtype_tag, cnp.ndarray x, cnp.ndarray out, int code, bint av
         elif T is int64_t or T is uint64_t:
             engine(&g, xp, op, code, average, divisor, cc, omit, has_nd, nd, cv,
                    fp_round, nthreads, <fp_i128*>NULL)
+        elif narrow and g.max_rows * g.k <= (1 << 15):
+            engine(&g, xp, op, code, average, divisor, cc, omit, has_nd, nd, cv,
+                   fp_round, nthreads, <int32_t*>NULL)
         else:
             engine(&g, xp, op, code, average, divisor, cc, omit, has_nd, nd, cv,
                    fp_round, nthreads, <int64_t*>NULL)
