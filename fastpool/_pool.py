@@ -108,7 +108,7 @@ class _Call:
 
 def _natural_dtype(in_dtype, kernel_dtype):
     """Result dtype of a method that keeps the input's dtype (float16 -> float32)."""
-    return np.dtype(np.float32) if in_dtype == np.float16 else in_dtype
+    return kernel_dtype if in_dtype == np.float16 else in_dtype
 
 
 def _extremum_pool(is_min, input, size, stride, padding, dilation, ceil_mode, mode,
@@ -169,6 +169,8 @@ def _sum_pool(average, input, size, stride, padding, dilation, ceil_mode, mode, 
         # fastpool's casting rule.
         if kdt.kind == "f" or result.dtype.kind == "f":
             code, tmp_dtype = _OUT.OUT_FLOAT64, np.float64
+        elif result.dtype.kind == "u":
+            code, tmp_dtype = _OUT.OUT_UINT64, np.uint64
         else:
             code, tmp_dtype = _OUT.OUT_INT64, np.int64
         target = np.empty(call.out_shape, dtype=tmp_dtype)

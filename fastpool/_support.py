@@ -130,7 +130,7 @@ def as_input(input, name="input"):
                         "integer and real floating-point arrays")
     if dtype.kind == "f" and dtype.itemsize not in (2, 4, 8):
         raise TypeError(f"{name} has unsupported dtype {dtype}")
-    if dtype == np.float16:
+    if dtype.kind == "f" and dtype.itemsize == 2:
         x = x.astype(np.float32)
     elif not dtype.isnative:
         x = x.astype(dtype.newbyteorder("="))
@@ -138,7 +138,9 @@ def as_input(input, name="input"):
         x = np.ascontiguousarray(x)
     if x.dtype == np.bool_:
         x = x.view(np.uint8)
-    return x, dtype
+    if x.ndim == 0:
+        raise ValueError(f"{name} must have at least one dimension, got a 0-d array")
+    return x, dtype.newbyteorder("=")
 
 
 def check_nan_policy(x, nan_policy):
@@ -181,6 +183,8 @@ def normalize_sequence(value, n, name, minimum):
         value = value.item()
     if isinstance(value, numbers.Integral) or isinstance(value, (bool, np.bool_)):
         values = (value,) * n
+    elif isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be an int or a sequence of ints, got {value!r}")
     else:
         try:
             values = tuple(value)

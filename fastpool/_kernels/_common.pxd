@@ -11,6 +11,24 @@ cimport numpy as cnp
 cdef extern from "_fastpool.h":
     # Cython only needs to know it is an integer; C sees __int128.
     ctypedef long long fp_i128
+    uint8_t _sel_u8 "FP_SELECT" (bint, uint8_t, uint8_t) noexcept nogil
+    uint16_t _sel_u16 "FP_SELECT" (bint, uint16_t, uint16_t) noexcept nogil
+    uint32_t _sel_u32 "FP_SELECT" (bint, uint32_t, uint32_t) noexcept nogil
+    uint64_t _sel_u64 "FP_SELECT" (bint, uint64_t, uint64_t) noexcept nogil
+    int8_t _sel_i8 "FP_SELECT" (bint, int8_t, int8_t) noexcept nogil
+    int16_t _sel_i16 "FP_SELECT" (bint, int16_t, int16_t) noexcept nogil
+    int32_t _sel_i32 "FP_SELECT" (bint, int32_t, int32_t) noexcept nogil
+    int64_t _sel_i64 "FP_SELECT" (bint, int64_t, int64_t) noexcept nogil
+    float _sel_f32 "FP_SELECT" (bint, float, float) noexcept nogil
+    double _sel_f64 "FP_SELECT" (bint, double, double) noexcept nogil
+    float fp_max_prop_f32(float, float) noexcept nogil
+    float fp_min_prop_f32(float, float) noexcept nogil
+    float fp_max_omit_f32(float, float) noexcept nogil
+    float fp_min_omit_f32(float, float) noexcept nogil
+    double fp_max_prop_f64(double, double) noexcept nogil
+    double fp_min_prop_f64(double, double) noexcept nogil
+    double fp_max_omit_f64(double, double) noexcept nogil
+    double fp_min_omit_f64(double, double) noexcept nogil
 
 ctypedef fused T:
     uint8_t
@@ -242,3 +260,27 @@ cdef inline T highest(T kind) noexcept nogil:
         return UINT32_MAX
     else:
         return UINT64_MAX
+
+
+cdef inline T select(bint c, T x, T y) noexcept nogil:
+    """``x if c else y`` as a C conditional expression (branch-free in loops)."""
+    if T is uint8_t:
+        return _sel_u8(c, x, y)
+    elif T is uint16_t:
+        return _sel_u16(c, x, y)
+    elif T is uint32_t:
+        return _sel_u32(c, x, y)
+    elif T is uint64_t:
+        return _sel_u64(c, x, y)
+    elif T is int8_t:
+        return _sel_i8(c, x, y)
+    elif T is int16_t:
+        return _sel_i16(c, x, y)
+    elif T is int32_t:
+        return _sel_i32(c, x, y)
+    elif T is int64_t:
+        return _sel_i64(c, x, y)
+    elif T is float:
+        return _sel_f32(c, x, y)
+    else:
+        return _sel_f64(c, x, y)

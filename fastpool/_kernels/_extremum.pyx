@@ -10,12 +10,13 @@ tracking take a direct loop; everything else goes through the sample tables.
 from cython.parallel cimport parallel, prange
 from libc.stdlib cimport free, malloc
 from libc.stdint cimport int64_t
-from libc.math cimport NAN
 
 cimport numpy as cnp
 
-from ._common cimport (EXCLUDED, Dir, Geom, MaxTag, MinTag, T, collect_rows, highest,
-                       lowest, make_geom)
+from ._common cimport (EXCLUDED, Dir, Geom, MaxTag, MinTag, T, collect_rows,
+                       fp_max_omit_f32, fp_max_omit_f64, fp_max_prop_f32, fp_max_prop_f64,
+                       fp_min_omit_f32, fp_min_omit_f64, fp_min_prop_f32, fp_min_prop_f64,
+                       make_geom, select)
 
 cnp.import_array()
 
@@ -31,9 +32,18 @@ cdef inline bint better(T v, T a, Dir tag) noexcept nogil:
 cdef inline T pick(T a, T v, bint omit, Dir tag) noexcept nogil:
     """Running extremum.  'propagate': NaN wins and sticks (np.max); 'omit': NaN
     loses unless the running value is NaN itself."""
-    if better(v, a, tag) or (a != a if omit else v != v):
-        return v
-    return a
+    if T is float:
+        if Dir is MaxTag:
+            return fp_max_omit_f32(a, v) if omit else fp_max_prop_f32(a, v)
+        else:
+            return fp_min_omit_f32(a, v) if omit else fp_min_prop_f32(a, v)
+    elif T is double:
+        if Dir is MaxTag:
+            return fp_max_omit_f64(a, v) if omit else fp_max_prop_f64(a, v)
+        else:
+            return fp_min_omit_f64(a, v) if omit else fp_min_prop_f64(a, v)
+    else:
+        return select(better(v, a, tag), v, a)
 
 
 cdef inline void take(T* acc, int64_t* idx, T v, int64_t fi, bint omit,
@@ -79,49 +89,65 @@ cdef void row_tables(const Geom* g, const T* rp, int64_t rflat, bint cval_row, T
             take(&acc[w], &idx[w], v, fi, omit, tag)
 
 
-cdef inline T identity(bint omit, T kind, Dir tag) noexcept nogil:
-    """Start value of a running extremum that any first sample replaces."""
-    if T is float or T is double:
-        if omit:
-            return NAN
-    return lowest(kind) if Dir is MaxTag else highest(kind)
+cdef inline T fold2(const T* q0, const T* q1, Py_ssize_t k, int64_t step, bint omit,
+                    Dir tag) noexcept nogil:
+    """Extremum of ``k`` samples ``step`` apart in each of two rows."""
+    cdef Py_ssize_t j
+    cdef T m = pick(q0[0], q1[0], omit, tag)
+    for j in range(1, k):
+        m = pick(m, pick(q0[j * step], q1[j * step], omit, tag), omit, tag)
+    return m
 
 
-cdef inline void row_direct_as(const Geom* g, const T* rp, T* acc, bint omit,
-                               Dir tag) noexcept nogil:
-    # Inlined with a literal ``omit`` so each loop compiles branch-free.
-    cdef Py_ssize_t i, j, n = g.hi - g.lo
-    cdef int64_t step = g.dil * g.sc, jump = g.s * g.sc
-    cdef const T* q = rp + (g.lo * g.s - g.p) * g.sc
+cdef inline void rows_direct_as(const Geom* g, const T* r0, const T* r1, T* acc,
+                                bint init, bint omit, Dir tag) noexcept nogil:
+    # Inlined with literal ``init`` and ``omit`` so each loop compiles branch-free
+    # and vectorises; two rows per pass halve the passes over the accumulators.
+    cdef Py_ssize_t i, n = g.hi - g.lo
+    cdef int64_t step = g.dil * g.sc, jump = g.s * g.sc, off = (g.lo * g.s - g.p) * g.sc
+    cdef const T* q0 = r0 + off
+    cdef const T* q1 = r1 + off
     cdef T* a = acc + g.lo
     cdef T m
     if step == 1 and jump == 2 and g.k == 2:
         for i in range(n):
-            a[i] = pick(a[i], pick(q[2 * i], q[2 * i + 1], omit, tag), omit, tag)
+            m = pick(pick(q0[2 * i], q0[2 * i + 1], omit, tag),
+                     pick(q1[2 * i], q1[2 * i + 1], omit, tag), omit, tag)
+            a[i] = m if init else pick(a[i], m, omit, tag)
     elif step == 1 and jump == 2 and g.k == 3:
         for i in range(n):
-            m = pick(pick(q[2 * i], q[2 * i + 1], omit, tag), q[2 * i + 2], omit, tag)
-            a[i] = pick(a[i], m, omit, tag)
+            m = pick(pick(pick(q0[2 * i], q0[2 * i + 1], omit, tag),
+                          pick(q1[2 * i], q1[2 * i + 1], omit, tag), omit, tag),
+                     pick(q0[2 * i + 2], q1[2 * i + 2], omit, tag), omit, tag)
+            a[i] = m if init else pick(a[i], m, omit, tag)
     elif step == 1 and jump == 3 and g.k == 3:
         for i in range(n):
-            m = pick(pick(q[3 * i], q[3 * i + 1], omit, tag), q[3 * i + 2], omit, tag)
-            a[i] = pick(a[i], m, omit, tag)
+            m = pick(pick(pick(q0[3 * i], q0[3 * i + 1], omit, tag),
+                          pick(q1[3 * i], q1[3 * i + 1], omit, tag), omit, tag),
+                     pick(q0[3 * i + 2], q1[3 * i + 2], omit, tag), omit, tag)
+            a[i] = m if init else pick(a[i], m, omit, tag)
     else:
         for i in range(n):
-            m = q[0]
-            for j in range(1, g.k):
-                m = pick(m, q[j * step], omit, tag)
-            a[i] = pick(a[i], m, omit, tag)
-            q += jump
+            m = fold2(q0 + i * jump, q1 + i * jump, g.k, step, omit, tag)
+            a[i] = m if init else pick(a[i], m, omit, tag)
 
 
-cdef void row_direct(const Geom* g, const T* rp, T* acc, bint omit,
-                     Dir tag) noexcept nogil:
-    """Fold one data row into the interior outputs ``[lo, hi)``, no tables."""
+cdef void rows_direct(const Geom* g, const T* r0, const T* r1, T* acc, bint init,
+                      bint omit, Dir tag) noexcept nogil:
+    """Fold two data rows into the interior outputs ``[lo, hi)``, no tables.
+
+    Pass the same row twice for an odd one out: an extremum is idempotent.
+    """
     if omit:
-        row_direct_as(g, rp, acc, True, tag)
+        if init:
+            rows_direct_as(g, r0, r1, acc, True, True, tag)
+        else:
+            rows_direct_as(g, r0, r1, acc, False, True, tag)
     else:
-        row_direct_as(g, rp, acc, False, tag)
+        if init:
+            rows_direct_as(g, r0, r1, acc, True, False, tag)
+        else:
+            rows_direct_as(g, r0, r1, acc, False, False, tag)
 
 
 cdef void engine(const Geom* g, const T* x, T* out, int64_t* iout, bint want_idx,
@@ -129,18 +155,19 @@ cdef void engine(const Geom* g, const T* x, T* out, int64_t* iout, bint want_idx
                  Dir tag) noexcept nogil:
     cdef Py_ssize_t total = g.nbatch * g.nrows_out, t, b, orow, r, w, nrows
     cdef Py_ssize_t W = g.W
+    cdef T* buf
     cdef T* acc
     cdef int64_t* idx
     cdef int64_t* roff
     cdef int64_t* rflat
     cdef char* rcv
-    cdef int64_t oo, io
+    cdef int64_t oo, io, os = g.out_stride[g.d]
     cdef bint direct, any_cval
     cdef const T* xb
     cdef T* op
     cdef int64_t* ip
     with parallel(num_threads=nthreads):
-        acc = <T*>malloc(W * sizeof(T))
+        buf = <T*>malloc(W * sizeof(T))
         idx = <int64_t*>malloc(W * sizeof(int64_t))
         roff = <int64_t*>malloc(g.max_rows * sizeof(int64_t))
         rflat = <int64_t*>malloc(g.max_rows * sizeof(int64_t))
@@ -148,45 +175,55 @@ cdef void engine(const Geom* g, const T* x, T* out, int64_t* iout, bint want_idx
         for t in prange(total, schedule="static"):
             b = t // g.nrows_out
             orow = t - b * g.nrows_out
+            # Assigned in the loop body so that Cython makes them thread-private
+            # (collect_rows writes them through pointers, which it cannot see).
+            oo = 0
+            io = 0
             nrows = collect_rows(g, orow, roff, rflat, rcv, &oo, &io)
             xb = x + b * g.in_stride[0]
+            op = out + b * g.out_stride[0] + oo
             any_cval = False
             for r in range(nrows):
                 any_cval = any_cval or rcv[r]
             # Index tracking, nodata and cval rows need the per-sample path.
             direct = not (want_idx or has_nd or any_cval)
+            # A contiguous output row is its own accumulator.
+            acc = op if (direct and os == 1) else buf
             for w in range(W):
                 idx[w] = -1
             if direct:
-                for w in range(g.lo, g.hi):
-                    acc[w] = identity(omit, cval, tag)
-            for r in range(nrows):
-                if direct:
+                for r in range(0, nrows, 2):
                     row_tables(g, xb + roff[r], rflat[r], False, cval, 0, g.lo,
                                acc, idx, omit, False, nd, tag)
-                    row_direct(g, xb + roff[r], acc, omit, tag)
                     row_tables(g, xb + roff[r], rflat[r], False, cval, g.hi, W,
                                acc, idx, omit, False, nd, tag)
-                else:
+                    if r + 1 < nrows:
+                        row_tables(g, xb + roff[r + 1], rflat[r + 1], False, cval, 0,
+                                   g.lo, acc, idx, omit, False, nd, tag)
+                        row_tables(g, xb + roff[r + 1], rflat[r + 1], False, cval,
+                                   g.hi, W, acc, idx, omit, False, nd, tag)
+                    rows_direct(g, xb + roff[r], xb + roff[r + 1 if r + 1 < nrows else r],
+                                acc, r == 0, omit, tag)
+            else:
+                for r in range(nrows):
                     row_tables(g, xb + roff[r], rflat[r], rcv[r], cval, 0, W,
                                acc, idx, omit, has_nd, nd, tag)
-            op = out + b * g.out_stride[0] + oo
             if has_nd:
+                # Only nodata (and, under 'omit', NaN) in the window: nodata.
                 for w in range(W):
                     if idx[w] < 0:
                         acc[w] = nd
                         idx[w] = -2 - idx[w]
-            if g.out_stride[g.d] == 1:
+                    elif omit and acc[w] != acc[w]:
+                        acc[w] = nd
+            if acc != op:
                 for w in range(W):
-                    op[w] = acc[w]
-            else:
-                for w in range(W):
-                    op[w * g.out_stride[g.d]] = acc[w]
+                    op[w * os] = acc[w]
             if want_idx:
                 ip = iout + b * g.idx_stride[0] + io
                 for w in range(W):
                     ip[w * g.idx_stride[g.d]] = idx[w]
-        free(acc)
+        free(buf)
         free(idx)
         free(roff)
         free(rflat)

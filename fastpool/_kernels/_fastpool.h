@@ -5,6 +5,21 @@
 /* A 128-bit accumulator keeps sums of 64-bit integers exact. */
 typedef __int128 fp_i128;
 
+/* A C conditional expression: Cython emits if/else statements, which gcc does
+   not always turn into branch-free selects inside vectorised loops. */
+#define FP_SELECT(c, x, y) ((c) ? (x) : (y))
+
+/* Running max/min of floats, 'propagate' (NaN wins, as np.max) and 'omit' (NaN
+   loses unless the running value is NaN).  Written in C: gcc vectorises these
+   expressions, but not the control flow Cython generates for them. */
+#define FP_EXTREMA(T, S) \
+static inline T fp_max_prop_##S(T a, T v) { return (v > a || v != v) ? v : a; } \
+static inline T fp_min_prop_##S(T a, T v) { return (v < a || v != v) ? v : a; } \
+static inline T fp_max_omit_##S(T a, T v) { return (v > a || a != a) ? v : a; } \
+static inline T fp_min_omit_##S(T a, T v) { return (v < a || a != a) ? v : a; }
+FP_EXTREMA(float, f32)
+FP_EXTREMA(double, f64)
+
 #ifdef _OPENMP
 #include <omp.h>
 static int fp_openmp_enabled(void) { return 1; }

@@ -214,6 +214,10 @@ cdef void engine(const Geom* g, const T* x, char* out, int code, bint average,
         for t in prange(total, schedule="static"):
             b = t // g.nrows_out
             orow = t - b * g.nrows_out
+            # Assigned in the loop body so that Cython makes them thread-private
+            # (collect_rows writes them through pointers, which it cannot see).
+            oo = 0
+            io = 0
             nrows = collect_rows(g, orow, roff, rflat, rcv, &oo, &io)
             xb = x + b * g.in_stride[0]
             for w in range(W):
