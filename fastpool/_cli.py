@@ -346,13 +346,13 @@ def render_text(text, scale=1):
     >>> mask.shape
     (7, 12)
     >>> print("\\n".join("".join("#" if b else "." for b in row) for row in mask))
-    #...#..#....
+    #...#...#...
     #...#.......
-    #...#.##....
-    #####..#....
-    #...#..#....
-    #...#..#....
-    #...#.###...
+    #...#..##...
+    #####...#...
+    #...#...#...
+    #...#...#...
+    #...#..###..
     """
     mask = np.zeros((GLYPH_HEIGHT, GLYPH_ADVANCE * len(text)), dtype=bool)
     for i, char in enumerate(text):
@@ -362,11 +362,13 @@ def render_text(text, scale=1):
     return mask
 
 
-def _draw_text(canvas, text, y, x, scale=1, colour=(255, 255, 255)):
-    """Draw ``text`` into the RGB ``canvas`` at ``(y, x)``, clipped to the canvas."""
+def _draw_text(canvas, text, y, x, scale=1, colour=(255, 255, 255), max_width=None):
+    """Draw ``text`` into the RGB ``canvas`` at ``(y, x)``, clipped to the canvas
+    and to ``max_width`` pixels."""
     mask = render_text(text, scale)
     h = min(mask.shape[0], canvas.shape[0] - y)
-    w = min(mask.shape[1], canvas.shape[1] - x)
+    w = min(mask.shape[1], canvas.shape[1] - x,
+            mask.shape[1] if max_width is None else max_width)
     if h > 0 and w > 0:
         canvas[y:y + h, x:x + w][mask[:h, :w]] = colour
 
@@ -453,7 +455,8 @@ def _to_display(result, method, count):
     if method is not None and method.display is not None:
         y = method.display(y.astype(np.float64), count)
     if y.dtype != np.uint8:
-        y = np.clip(np.rint(np.asarray(y, dtype=np.float64)), 0, 255).astype(np.uint8)
+        y = np.nan_to_num(np.asarray(y, dtype=np.float64), nan=0.0)
+        y = np.clip(np.rint(y), 0, 255).astype(np.uint8)
     if y.ndim == 2:
         y = np.repeat(y[:, :, None], 3, axis=2)
     return y
@@ -521,7 +524,7 @@ def build_sheet(n=256, windows=DEMO_WINDOWS, max_columns=8, warn=None):
                     continue
                 label, tile = item
                 x = gap + c * cell_w
-                _draw_text(sheet, label, y + 2 * scale, x, scale)
+                _draw_text(sheet, label, y + 2 * scale, x, scale, max_width=n)
                 big = np.repeat(np.repeat(tile, n // tile.shape[0] or 1, axis=0),
                                 n // tile.shape[1] or 1, axis=1)[:n, :n]
                 sheet[y + label_h:y + label_h + big.shape[0], x:x + big.shape[1]] = big
@@ -604,8 +607,21 @@ def _peer_functions(dtype, op, k):
     return peers
 
 
+_PEER_NOTES = {
+    "numpy": "reshape to (h, 2, w, 2) and max/mean (uint8 mean in float32, rounded)",
+    "torch": "F.max_pool2d/avg_pool2d on a view (uint8 mean through float32)",
+    "skimage": "measure.block_reduce with np.max/np.mean",
+    "cv2": "dilate + slicing (max), resize INTER_AREA (mean)",
+}
+
+
 def _agreement(result, reference):
-    """'' when equal, '~' when within rounding (1 for integers, rtol 1e-5), else '!'."""
+    """How ``result`` compares with ``reference``.
+
+    '' equal (floats: rtol 1e-5); '*' a float result equal to the integer
+    reference after rounding half to even; '~' integers within 1 (another rounding
+    rule); '!' different.
+    """
     try:
         a = np.asarray(result, dtype=np.float64)
         b = np.asarray(reference, dtype=np.float64)
@@ -614,7 +630,10 @@ def _agreement(result, reference):
         if np.array_equal(a, b):
             return ""
         if np.asarray(reference).dtype.kind in "iub":
-            return "~" if np.abs(np.rint(a) - b).max() <= 1 else "!"
+            diff = np.abs(np.rint(a) - b).max()
+            if diff == 0:
+                return "*"
+            return "~" if diff <= 1 else "!"
         return "" if np.allclose(a, b, rtol=1e-5, atol=1e-6) else "!"
     except Exception:
         return "!"
@@ -684,7 +703,8 @@ def timing_table(size=4096, k=2, out=print):
         for c in contenders[1:]:
             t = statistics.median(c.times)
             mark = "" if fp_mark == "!" else _agreement(c.result, contenders[0].result)
-            cells[c.name] = f"{t * 1e3:.1f} ms ({t / fp_time:.1f}x){mark}"
+            ratio = t / fp_time
+            cells[c.name] = f"{t * 1e3:.1f} ms ({ratio:.{2 if ratio < 1 else 1}f}x){mark}"
         rows.append((label, f"{fp_time * 1e3:.1f} ms{'!' if fp_mark == '!' else ''}", cells))
 
     threads = fastpool.get_workers()
@@ -700,12 +720,16 @@ def timing_table(size=4096, k=2, out=print):
                       for i, (cell, w) in enumerate(zip(r, widths))).rstrip())
     out("(Nx) = peer time / fastpool time: above 1, fastpool is faster.")
     notes = []
+    if any("*" in c for _, _, cells in rows for c in cells.values()):
+        notes.append("* a float result (not rounded), equal to fastpool's after rounding")
     if any("~" in c for _, _, cells in rows for c in cells.values()):
         notes.append("~ integer results within 1 of fastpool's (another rounding rule)")
     if any("!" in c for _, _, cells in rows for c in cells.values()):
         notes.append("! a result different from fastpool's")
-    if notes:
-        out("; ".join(notes) + ".")
+    for note in notes:
+        out(note + ".")
+    described = [f"{p}: {_PEER_NOTES[p]}" for p in peer_names if p in _PEER_NOTES]
+    out("Peers: " + "; ".join(described) + ".")
     for label in wrong:
         out(f"WARNING: fastpool's result for {label} differs from the NumPy result "
             "(marked !); please report this.")

@@ -185,7 +185,8 @@ def natural(n=512, seed=1234):
         [0.97, 0.97, 0.98],   # snow
     ])
     rgb = np.stack([np.interp(height, stops, colours[:, k]) for k in range(3)], axis=-1)
-    dry = np.clip(0.5 - 0.5 * moist, 0, 1)[..., None] * ((height > -0.1) & (height < 1.0))[..., None]
+    lowland = (height > -0.1) & (height < 1.0)
+    dry = (np.clip(0.5 - 0.5 * moist, 0, 1) * lowland)[..., None]
     rgb = rgb * (1 - 0.35 * dry) + np.array([0.62, 0.55, 0.35]) * 0.35 * dry
 
     # Fields: rectangles with a striped crop pattern on low land.

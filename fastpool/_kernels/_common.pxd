@@ -51,6 +51,23 @@ ctypedef fused Dir:
     MaxTag
     MinTag
 
+# Compile-time NaN policy and first-pass flag of the direct loops: runtime flags
+# there keep gcc from vectorising once the loop body is too big to inline.
+cdef struct PropTag:
+    char _unused
+cdef struct OmitTag:
+    char _unused
+ctypedef fused NanTag:
+    PropTag
+    OmitTag
+cdef struct InitTag:
+    char _unused
+cdef struct FoldTag:
+    char _unused
+ctypedef fused PassTag:
+    InitTag
+    FoldTag
+
 # Accumulator of the sum family: double for floats; int32 for 8- and 16-bit
 # integers in windows of up to 2**15 samples, int64 for the other integers up to
 # 32 bits, 128 bits for 64-bit integers (exact sums, saturated on output).

@@ -13,7 +13,8 @@ from libc.stdint cimport int64_t
 
 cimport numpy as cnp
 
-from ._common cimport (EXCLUDED, Dir, Geom, MaxTag, MinTag, T, collect_rows,
+from ._common cimport (EXCLUDED, Dir, FoldTag, Geom, InitTag, MaxTag, MinTag, NanTag,
+                       OmitTag, PassTag, PropTag, T, collect_rows,
                        fp_max_omit_f32, fp_max_omit_f64, fp_max_prop_f32, fp_max_prop_f64,
                        fp_min_omit_f32, fp_min_omit_f64, fp_min_prop_f32, fp_min_prop_f64,
                        make_geom, select)
@@ -89,20 +90,25 @@ cdef void row_tables(const Geom* g, const T* rp, int64_t rflat, bint cval_row, T
             take(&acc[w], &idx[w], v, fi, omit, tag)
 
 
-cdef inline T fold2(const T* q0, const T* q1, Py_ssize_t k, int64_t step, bint omit,
-                    Dir tag) noexcept nogil:
+cdef inline T pick_ct(T a, T v, NanTag policy, Dir tag) noexcept nogil:
+    """:func:`pick` with the NaN policy fixed at compile time."""
+    return pick(a, v, NanTag is OmitTag, tag)
+
+
+cdef inline T fold2(const T* q0, const T* q1, Py_ssize_t k, int64_t step,
+                    NanTag policy, Dir tag) noexcept nogil:
     """Extremum of ``k`` samples ``step`` apart in each of two rows."""
     cdef Py_ssize_t j
-    cdef T m = pick(q0[0], q1[0], omit, tag)
+    cdef T m = pick_ct(q0[0], q1[0], policy, tag)
     for j in range(1, k):
-        m = pick(m, pick(q0[j * step], q1[j * step], omit, tag), omit, tag)
+        m = pick_ct(m, pick_ct(q0[j * step], q1[j * step], policy, tag), policy, tag)
     return m
 
 
-cdef inline void rows_direct_as(const Geom* g, const T* r0, const T* r1, T* acc,
-                                bint init, bint omit, Dir tag) noexcept nogil:
-    # Inlined with literal ``init`` and ``omit`` so each loop compiles branch-free
-    # and vectorises; two rows per pass halve the passes over the accumulators.
+cdef void rows_direct_as(const Geom* g, const T* r0, const T* r1, T* acc,
+                         PassTag first, NanTag policy, Dir tag) noexcept nogil:
+    # Every flag is a compile-time tag, so each loop compiles branch-free and
+    # vectorises; two rows per pass halve the passes over the accumulators.
     cdef Py_ssize_t i, n = g.hi - g.lo
     cdef int64_t step = g.dil * g.sc, jump = g.s * g.sc, off = (g.lo * g.s - g.p) * g.sc
     cdef const T* q0 = r0 + off
@@ -111,25 +117,108 @@ cdef inline void rows_direct_as(const Geom* g, const T* r0, const T* r1, T* acc,
     cdef T m
     if step == 1 and jump == 2 and g.k == 2:
         for i in range(n):
-            m = pick(pick(q0[2 * i], q0[2 * i + 1], omit, tag),
-                     pick(q1[2 * i], q1[2 * i + 1], omit, tag), omit, tag)
-            a[i] = m if init else pick(a[i], m, omit, tag)
+            m = pick_ct(pick_ct(q0[2 * i], q0[2 * i + 1], policy, tag),
+                        pick_ct(q1[2 * i], q1[2 * i + 1], policy, tag), policy, tag)
+            if PassTag is InitTag:
+                a[i] = m
+            else:
+                a[i] = pick_ct(a[i], m, policy, tag)
     elif step == 1 and jump == 2 and g.k == 3:
         for i in range(n):
-            m = pick(pick(pick(q0[2 * i], q0[2 * i + 1], omit, tag),
-                          pick(q1[2 * i], q1[2 * i + 1], omit, tag), omit, tag),
-                     pick(q0[2 * i + 2], q1[2 * i + 2], omit, tag), omit, tag)
-            a[i] = m if init else pick(a[i], m, omit, tag)
+            m = pick_ct(pick_ct(pick_ct(q0[2 * i], q0[2 * i + 1], policy, tag),
+                                pick_ct(q1[2 * i], q1[2 * i + 1], policy, tag),
+                                policy, tag),
+                        pick_ct(q0[2 * i + 2], q1[2 * i + 2], policy, tag), policy, tag)
+            if PassTag is InitTag:
+                a[i] = m
+            else:
+                a[i] = pick_ct(a[i], m, policy, tag)
     elif step == 1 and jump == 3 and g.k == 3:
         for i in range(n):
-            m = pick(pick(pick(q0[3 * i], q0[3 * i + 1], omit, tag),
-                          pick(q1[3 * i], q1[3 * i + 1], omit, tag), omit, tag),
-                     pick(q0[3 * i + 2], q1[3 * i + 2], omit, tag), omit, tag)
-            a[i] = m if init else pick(a[i], m, omit, tag)
+            m = pick_ct(pick_ct(pick_ct(q0[3 * i], q0[3 * i + 1], policy, tag),
+                                pick_ct(q1[3 * i], q1[3 * i + 1], policy, tag),
+                                policy, tag),
+                        pick_ct(q0[3 * i + 2], q1[3 * i + 2], policy, tag), policy, tag)
+            if PassTag is InitTag:
+                a[i] = m
+            else:
+                a[i] = pick_ct(a[i], m, policy, tag)
     else:
         for i in range(n):
-            m = fold2(q0 + i * jump, q1 + i * jump, g.k, step, omit, tag)
-            a[i] = m if init else pick(a[i], m, omit, tag)
+            m = fold2(q0 + i * jump, q1 + i * jump, g.k, step, policy, tag)
+            if PassTag is InitTag:
+                a[i] = m
+            else:
+                a[i] = pick_ct(a[i], m, policy, tag)
+
+
+cdef void rows4_direct_as(const Geom* g, const T* r0, const T* r1, const T* r2,
+                          const T* r3, T* acc, PassTag first, NanTag policy,
+                          Dir tag) noexcept nogil:
+    # Four rows per pass (3x3 and 2x2x2 windows): one sweep over the output row.
+    cdef Py_ssize_t i, n = g.hi - g.lo
+    cdef int64_t step = g.dil * g.sc, jump = g.s * g.sc, off = (g.lo * g.s - g.p) * g.sc
+    cdef const T* q0 = r0 + off
+    cdef const T* q1 = r1 + off
+    cdef const T* q2 = r2 + off
+    cdef const T* q3 = r3 + off
+    cdef T* a = acc + g.lo
+    cdef T m
+    if step == 1 and jump == 2 and g.k == 2:
+        for i in range(n):
+            m = pick_ct(pick_ct(pick_ct(q0[2 * i], q0[2 * i + 1], policy, tag),
+                                pick_ct(q1[2 * i], q1[2 * i + 1], policy, tag),
+                                policy, tag),
+                        pick_ct(pick_ct(q2[2 * i], q2[2 * i + 1], policy, tag),
+                                pick_ct(q3[2 * i], q3[2 * i + 1], policy, tag),
+                                policy, tag), policy, tag)
+            if PassTag is InitTag:
+                a[i] = m
+            else:
+                a[i] = pick_ct(a[i], m, policy, tag)
+    elif step == 1 and jump == 2 and g.k == 3:
+        for i in range(n):
+            m = pick_ct(pick_ct(pick_ct(pick_ct(q0[2 * i], q0[2 * i + 1], policy, tag),
+                                        q0[2 * i + 2], policy, tag),
+                                pick_ct(pick_ct(q1[2 * i], q1[2 * i + 1], policy, tag),
+                                        q1[2 * i + 2], policy, tag), policy, tag),
+                        pick_ct(pick_ct(pick_ct(q2[2 * i], q2[2 * i + 1], policy, tag),
+                                        q2[2 * i + 2], policy, tag),
+                                pick_ct(pick_ct(q3[2 * i], q3[2 * i + 1], policy, tag),
+                                        q3[2 * i + 2], policy, tag), policy, tag),
+                        policy, tag)
+            if PassTag is InitTag:
+                a[i] = m
+            else:
+                a[i] = pick_ct(a[i], m, policy, tag)
+    else:
+        for i in range(n):
+            m = pick_ct(fold2(q0 + i * jump, q1 + i * jump, g.k, step, policy, tag),
+                        fold2(q2 + i * jump, q3 + i * jump, g.k, step, policy, tag),
+                        policy, tag)
+            if PassTag is InitTag:
+                a[i] = m
+            else:
+                a[i] = pick_ct(a[i], m, policy, tag)
+
+
+cdef void rows4_direct(const Geom* g, const T* r0, const T* r1, const T* r2,
+                       const T* r3, T* acc, bint init, bint omit, Dir tag) noexcept nogil:
+    """Like :func:`rows_direct`, four rows per pass."""
+    cdef InitTag first
+    cdef FoldTag later
+    cdef PropTag prop
+    cdef OmitTag omitted
+    if omit:
+        if init:
+            rows4_direct_as(g, r0, r1, r2, r3, acc, first, omitted, tag)
+        else:
+            rows4_direct_as(g, r0, r1, r2, r3, acc, later, omitted, tag)
+    else:
+        if init:
+            rows4_direct_as(g, r0, r1, r2, r3, acc, first, prop, tag)
+        else:
+            rows4_direct_as(g, r0, r1, r2, r3, acc, later, prop, tag)
 
 
 cdef void rows_direct(const Geom* g, const T* r0, const T* r1, T* acc, bint init,
@@ -138,16 +227,20 @@ cdef void rows_direct(const Geom* g, const T* r0, const T* r1, T* acc, bint init
 
     Pass the same row twice for an odd one out: an extremum is idempotent.
     """
+    cdef InitTag first
+    cdef FoldTag later
+    cdef PropTag prop
+    cdef OmitTag omitted
     if omit:
         if init:
-            rows_direct_as(g, r0, r1, acc, True, True, tag)
+            rows_direct_as(g, r0, r1, acc, first, omitted, tag)
         else:
-            rows_direct_as(g, r0, r1, acc, False, True, tag)
+            rows_direct_as(g, r0, r1, acc, later, omitted, tag)
     else:
         if init:
-            rows_direct_as(g, r0, r1, acc, True, False, tag)
+            rows_direct_as(g, r0, r1, acc, first, prop, tag)
         else:
-            rows_direct_as(g, r0, r1, acc, False, False, tag)
+            rows_direct_as(g, r0, r1, acc, later, prop, tag)
 
 
 cdef void engine(const Geom* g, const T* x, T* out, int64_t* iout, bint want_idx,
@@ -192,18 +285,25 @@ cdef void engine(const Geom* g, const T* x, T* out, int64_t* iout, bint want_idx
             for w in range(W):
                 idx[w] = -1
             if direct:
-                for r in range(0, nrows, 2):
+                for r in range(nrows):
                     row_tables(g, xb + roff[r], rflat[r], False, cval, 0, g.lo,
                                acc, idx, omit, False, nd, tag)
                     row_tables(g, xb + roff[r], rflat[r], False, cval, g.hi, W,
                                acc, idx, omit, False, nd, tag)
-                    if r + 1 < nrows:
-                        row_tables(g, xb + roff[r + 1], rflat[r + 1], False, cval, 0,
-                                   g.lo, acc, idx, omit, False, nd, tag)
-                        row_tables(g, xb + roff[r + 1], rflat[r + 1], False, cval,
-                                   g.hi, W, acc, idx, omit, False, nd, tag)
-                    rows_direct(g, xb + roff[r], xb + roff[r + 1 if r + 1 < nrows else r],
-                                acc, r == 0, omit, tag)
+                # Interior: up to four rows per pass; an extremum is idempotent, so
+                # a short pass repeats its last row.
+                r = 0
+                while r < nrows:
+                    if nrows - r >= 3:
+                        rows4_direct(g, xb + roff[r], xb + roff[r + 1], xb + roff[r + 2],
+                                     xb + roff[r + 3 if nrows - r >= 4 else r + 2],
+                                     acc, r == 0, omit, tag)
+                        r += 4
+                    else:
+                        rows_direct(g, xb + roff[r], xb + roff[r + 1 if nrows - r >= 2
+                                                               else r],
+                                    acc, r == 0, omit, tag)
+                        r += 2
             else:
                 for r in range(nrows):
                     row_tables(g, xb + roff[r], rflat[r], rcv[r], cval, 0, W,

@@ -71,30 +71,71 @@ cdef inline void store_missing(char* op, Py_ssize_t w, int64_t os, int code,
         (<T*>op)[w * os] = nd if has_nd else <T>f
 
 
-cdef void row_direct(const Geom* g, const T* rp, Acc* acc) noexcept nogil:
-    """Add one data row into the interior outputs ``[lo, hi)``, no tables."""
-    cdef Py_ssize_t i, j, n = g.hi - g.lo
-    cdef int64_t step = g.dil * g.sc, jump = g.s * g.sc
-    cdef const T* q = rp + (g.lo * g.s - g.p) * g.sc
+cdef inline Acc sum2(const T* q, Py_ssize_t i, Acc* kind) noexcept nogil:
+    return <Acc>q[2 * i] + <Acc>q[2 * i + 1]
+
+
+cdef inline Acc sum3(const T* q, Py_ssize_t i, Acc* kind) noexcept nogil:
+    return <Acc>q[2 * i] + <Acc>q[2 * i + 1] + <Acc>q[2 * i + 2]
+
+
+cdef inline Acc sumk(const T* q, Py_ssize_t k, int64_t step, Acc* kind) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef Acc m = 0
+    for j in range(k):
+        m += <Acc>q[j * step]
+    return m
+
+
+cdef void rows_direct(const Geom* g, const T* r0, const T* r1, const T* r2, const T* r3,
+                      int nr, Acc* acc) noexcept nogil:
+    """Add ``nr`` (1 to 4) data rows into the interior outputs ``[lo, hi)``.
+
+    Several rows per pass halve or quarter the sweeps over the accumulators; the
+    literal strides of the common windows let the loops vectorise.
+    """
+    cdef Py_ssize_t i, n = g.hi - g.lo
+    cdef int64_t step = g.dil * g.sc, jump = g.s * g.sc, off = (g.lo * g.s - g.p) * g.sc
+    cdef const T* q0 = r0 + off
+    cdef const T* q1 = r1 + off
+    cdef const T* q2 = r2 + off
+    cdef const T* q3 = r3 + off
     cdef Acc* a = acc + g.lo
-    cdef Acc m
-    # Literal strides for the common windows, so the loops vectorise.
     if step == 1 and jump == 2 and g.k == 2:
-        for i in range(n):
-            a[i] += <Acc>q[2 * i] + <Acc>q[2 * i + 1]
+        if nr == 4:
+            for i in range(n):
+                a[i] += (sum2(q0, i, a) + sum2(q1, i, a)) + (sum2(q2, i, a) + sum2(q3, i, a))
+        elif nr == 3:
+            for i in range(n):
+                a[i] += (sum2(q0, i, a) + sum2(q1, i, a)) + sum2(q2, i, a)
+        elif nr == 2:
+            for i in range(n):
+                a[i] += sum2(q0, i, a) + sum2(q1, i, a)
+        else:
+            for i in range(n):
+                a[i] += sum2(q0, i, a)
     elif step == 1 and jump == 2 and g.k == 3:
-        for i in range(n):
-            a[i] += <Acc>q[2 * i] + <Acc>q[2 * i + 1] + <Acc>q[2 * i + 2]
-    elif step == 1 and jump == 3 and g.k == 3:
-        for i in range(n):
-            a[i] += <Acc>q[3 * i] + <Acc>q[3 * i + 1] + <Acc>q[3 * i + 2]
+        if nr == 4:
+            for i in range(n):
+                a[i] += (sum3(q0, i, a) + sum3(q1, i, a)) + (sum3(q2, i, a) + sum3(q3, i, a))
+        elif nr == 3:
+            for i in range(n):
+                a[i] += (sum3(q0, i, a) + sum3(q1, i, a)) + sum3(q2, i, a)
+        elif nr == 2:
+            for i in range(n):
+                a[i] += sum3(q0, i, a) + sum3(q1, i, a)
+        else:
+            for i in range(n):
+                a[i] += sum3(q0, i, a)
     else:
         for i in range(n):
-            m = 0
-            for j in range(g.k):
-                m += <Acc>q[j * step]
-            a[i] += m
-            q += jump
+            a[i] += sumk(q0 + i * jump, g.k, step, a)
+            if nr > 1:
+                a[i] += sumk(q1 + i * jump, g.k, step, a)
+            if nr > 2:
+                a[i] += sumk(q2 + i * jump, g.k, step, a)
+            if nr > 3:
+                a[i] += sumk(q3 + i * jump, g.k, step, a)
 
 
 cdef inline void store_one(char* op, Py_ssize_t w, int64_t os, int code, Acc s,
@@ -205,6 +246,8 @@ cdef void engine(const Geom* g, const T* x, char* out, int code, bint average,
                                   4 if code == OUT_FLOAT32 else sizeof(T))
     cdef const T* xb
     cdef char* op
+    cdef const T* batch[4]
+    cdef int nb
     with parallel(num_threads=nthreads):
         acc = <Acc*>malloc(W * sizeof(Acc))
         cnt = <int64_t*>malloc(W * sizeof(int64_t))
@@ -223,6 +266,9 @@ cdef void engine(const Geom* g, const T* x, char* out, int code, bint average,
             for w in range(W):
                 acc[w] = 0
                 cnt[w] = 0
+            # Interior rows are added four at a time (in row order, so the float
+            # rounding does not depend on the thread count).
+            nb = 0
             for r in range(nrows):
                 if dynamic or rcv[r]:
                     row_tables(g, xb + roff[r], rcv[r], cval, 0, W, acc, cnt,
@@ -230,9 +276,15 @@ cdef void engine(const Geom* g, const T* x, char* out, int code, bint average,
                 else:
                     row_tables(g, xb + roff[r], False, cval, 0, g.lo, acc, cnt,
                                False, omit, has_nd, nd)
-                    row_direct(g, xb + roff[r], acc)
                     row_tables(g, xb + roff[r], False, cval, g.hi, W, acc, cnt,
                                False, omit, has_nd, nd)
+                    batch[nb] = xb + roff[r]
+                    nb += 1
+                    if nb == 4:
+                        rows_direct(g, batch[0], batch[1], batch[2], batch[3], 4, acc)
+                        nb = 0
+            if nb:
+                rows_direct(g, batch[0], batch[1], batch[2], batch[3], nb, acc)
             op = out + (b * g.out_stride[0] + oo) * itemsize
             store_row(g, op, g.out_stride[g.d], code, acc, cnt, dynamic, nrows,
                       colcount, divisor, average, fp_round, has_nd, nd)
