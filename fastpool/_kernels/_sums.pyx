@@ -81,8 +81,8 @@ cdef inline Acc sum3(const T* q, Py_ssize_t i, Acc* kind) noexcept nogil:
 
 cdef inline Acc sumk(const T* q, Py_ssize_t k, int64_t step, Acc* kind) noexcept nogil:
     cdef Py_ssize_t j
-    cdef Acc m = 0
-    for j in range(k):
+    cdef Acc m = <Acc>q[0]
+    for j in range(1, k):
         m += <Acc>q[j * step]
     return m
 
@@ -128,14 +128,23 @@ cdef void rows_direct(const Geom* g, const T* r0, const T* r1, const T* r2, cons
             for i in range(n):
                 a[i] += sum3(q0, i, a)
     else:
+        # Associated exactly as the loops above, so float sums do not depend on
+        # the memory layout.
         for i in range(n):
-            a[i] += sumk(q0 + i * jump, g.k, step, a)
-            if nr > 1:
-                a[i] += sumk(q1 + i * jump, g.k, step, a)
-            if nr > 2:
-                a[i] += sumk(q2 + i * jump, g.k, step, a)
-            if nr > 3:
-                a[i] += sumk(q3 + i * jump, g.k, step, a)
+            if nr == 4:
+                a[i] += ((sumk(q0 + i * jump, g.k, step, a)
+                          + sumk(q1 + i * jump, g.k, step, a))
+                         + (sumk(q2 + i * jump, g.k, step, a)
+                            + sumk(q3 + i * jump, g.k, step, a)))
+            elif nr == 3:
+                a[i] += ((sumk(q0 + i * jump, g.k, step, a)
+                          + sumk(q1 + i * jump, g.k, step, a))
+                         + sumk(q2 + i * jump, g.k, step, a))
+            elif nr == 2:
+                a[i] += (sumk(q0 + i * jump, g.k, step, a)
+                         + sumk(q1 + i * jump, g.k, step, a))
+            else:
+                a[i] += sumk(q0 + i * jump, g.k, step, a)
 
 
 cdef inline void store_one(char* op, Py_ssize_t w, int64_t os, int code, Acc s,
@@ -246,7 +255,7 @@ cdef void engine(const Geom* g, const T* x, char* out, int code, bint average,
                                   4 if code == OUT_FLOAT32 else sizeof(T))
     cdef const T* xb
     cdef char* op
-    cdef const T* batch[4]
+    cdef const T** batch
     cdef int nb
     with parallel(num_threads=nthreads):
         acc = <Acc*>malloc(W * sizeof(Acc))
@@ -254,6 +263,7 @@ cdef void engine(const Geom* g, const T* x, char* out, int code, bint average,
         roff = <int64_t*>malloc(g.max_rows * sizeof(int64_t))
         rflat = <int64_t*>malloc(g.max_rows * sizeof(int64_t))
         rcv = <char*>malloc(g.max_rows)
+        batch = <const T**>malloc(4 * sizeof(T*))
         for t in prange(total, schedule="static"):
             b = t // g.nrows_out
             orow = t - b * g.nrows_out
@@ -293,6 +303,7 @@ cdef void engine(const Geom* g, const T* x, char* out, int code, bint average,
         free(roff)
         free(rflat)
         free(rcv)
+        free(batch)
 
 
 def sums(const T[:] dtype_tag, cnp.ndarray x, cnp.ndarray out, int code, bint average,
