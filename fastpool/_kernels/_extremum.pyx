@@ -248,6 +248,7 @@ cdef void engine(const Geom* g, const T* x, T* out, int64_t* iout, bint want_idx
                  Dir tag) noexcept nogil:
     cdef Py_ssize_t total = g.nbatch * g.nrows_out, t, b, orow, r, w, nrows
     cdef Py_ssize_t W = g.W
+    cdef Py_ssize_t chunk = max(1, total // (8 * nthreads))
     cdef T* buf
     cdef T* acc
     cdef int64_t* idx
@@ -265,7 +266,10 @@ cdef void engine(const Geom* g, const T* x, T* out, int64_t* iout, bint want_idx
         roff = <int64_t*>malloc(g.max_rows * sizeof(int64_t))
         rflat = <int64_t*>malloc(g.max_rows * sizeof(int64_t))
         rcv = <char*>malloc(g.max_rows)
-        for t in prange(total, schedule="static"):
+        # Dynamic chunks: each output row is written by exactly one iteration, so
+        # the result does not depend on which thread ran it, and a core busy with
+        # another process does not hold the whole call back.
+        for t in prange(total, schedule="dynamic", chunksize=chunk):
             b = t // g.nrows_out
             orow = t - b * g.nrows_out
             # Assigned in the loop body so that Cython makes them thread-private
