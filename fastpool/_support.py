@@ -357,7 +357,12 @@ def store(dst, src):
         return dst
     info = np.iinfo(dst.dtype)
     if src.dtype.kind == "f":
-        np.copyto(dst, np.clip(src, info.min, info.max), casting="unsafe")
+        # float(info.max) rounds up to 2**63 / 2**64 for 64-bit types, which no
+        # longer fits: those values are set to info.max explicitly.
+        clipped = np.clip(src, info.min, info.max)
+        with np.errstate(invalid="ignore"):
+            cast = clipped.astype(dst.dtype)
+        np.copyto(dst, np.where(clipped >= float(info.max), dst.dtype.type(info.max), cast))
     elif src.dtype.kind == "u":
         np.copyto(dst, np.minimum(src, np.uint64(info.max)).astype(dst.dtype),
                   casting="unsafe")

@@ -5,6 +5,7 @@ modes), and the slow independent reference in tests/reference.py (everything).
 """
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -840,3 +841,16 @@ def test_input_not_modified(dtype):
         v, i = fastpool.max_pool(xin, 2, return_indices=True)
         fastpool.max_unpool(v, i, xin.shape)
         np.testing.assert_array_equal(xin, before)
+
+
+@pytest.mark.parametrize("dtype", ["int64", "uint64", "int32", "uint8"])
+def test_float_result_saturates_into_integer_output(dtype):
+    """Floats beyond an integer output's range saturate, 64-bit types included."""
+    info = np.iinfo(dtype)
+    x = np.array([2.0 ** 70, -(2.0 ** 70), 2.5, 3.5, float(info.max) * 4])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = fastpool.max_pool(x, 1, output=np.dtype(dtype))
+    expected = [info.max, info.min, 2, 4, info.max]
+    assert got.dtype == np.dtype(dtype)
+    assert [int(v) for v in got] == expected
