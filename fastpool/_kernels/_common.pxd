@@ -8,6 +8,9 @@ from libc.stdint cimport (int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t,
 from libc.math cimport INFINITY
 cimport numpy as cnp
 
+cdef extern from "<stdlib.h>" nogil:
+    void* aligned_alloc(size_t alignment, size_t size)
+
 cdef extern from "_fastpool.h":
     # Cython only needs to know it is an integer; C sees __int128.
     ctypedef long long fp_i128
@@ -301,3 +304,42 @@ cdef inline T select(bint c, T x, T y) noexcept nogil:
         return _sel_f32(c, x, y)
     else:
         return _sel_f64(c, x, y)
+
+
+cdef struct RowScratch:
+    # One thread's working memory for one output row at a time.
+    void* acc          # W accumulators
+    int64_t* aux       # W int64: argmax indices or sample counts
+    int64_t* roff      # per window row: element offset
+    int64_t* rflat     # per window row: flat index over the first d-1 axes
+    const void** rows  # up to 4 row pointers batched for a direct pass
+    char* rcv          # per window row: holds cval
+
+
+cdef inline Py_ssize_t _lines(Py_ssize_t nbytes) noexcept nogil:
+    """``nbytes`` rounded up to whole 64-byte lines (alignment, no false sharing)."""
+    return (nbytes + 63) & ~(<Py_ssize_t>63)
+
+
+cdef inline Py_ssize_t scratch_size(const Geom* g, Py_ssize_t acc_item) noexcept nogil:
+    """Bytes of one thread's :struct:`RowScratch`."""
+    return (_lines(g.W * acc_item) + _lines(g.W * 8) + 2 * _lines(g.max_rows * 8)
+            + _lines(4 * sizeof(void*)) + _lines(g.max_rows))
+
+
+cdef inline RowScratch scratch_at(char* base, const Geom* g,
+                                  Py_ssize_t acc_item) noexcept nogil:
+    """Carve one thread's scratch out of ``base`` (64-byte aligned by the caller)."""
+    cdef RowScratch s
+    s.acc = base
+    base += _lines(g.W * acc_item)
+    s.aux = <int64_t*>base
+    base += _lines(g.W * 8)
+    s.roff = <int64_t*>base
+    base += _lines(g.max_rows * 8)
+    s.rflat = <int64_t*>base
+    base += _lines(g.max_rows * 8)
+    s.rows = <const void**>base
+    base += _lines(4 * sizeof(void*))
+    s.rcv = base
+    return s

@@ -7,14 +7,15 @@ along contiguous memory.  Interior columns of rows without cval, nodata or index
 tracking take a direct loop; everything else goes through the sample tables.
 """
 
-from cython.parallel cimport parallel, prange
-from libc.stdlib cimport free, malloc
+from cython.parallel cimport parallel, prange, threadid
+from libc.stdlib cimport free
 from libc.stdint cimport int64_t
 
 cimport numpy as cnp
 
-from ._common cimport (EXCLUDED, Dir, FoldTag, Geom, InitTag, MaxTag, MinTag, NanTag,
-                       OmitTag, PassTag, PropTag, T, collect_rows,
+from ._common cimport (EXCLUDED, aligned_alloc, Dir, FoldTag, Geom, InitTag, MaxTag, MinTag, NanTag,
+                       OmitTag, PassTag, PropTag, RowScratch, T, collect_rows,
+                       scratch_at, scratch_size,
                        fp_max_omit_f32, fp_max_omit_f64, fp_max_prop_f32, fp_max_prop_f64,
                        fp_min_omit_f32, fp_min_omit_f64, fp_min_prop_f32, fp_min_prop_f64,
                        make_geom, select)
@@ -243,9 +244,10 @@ cdef void rows_direct(const Geom* g, const T* r0, const T* r1, T* acc, bint init
             rows_direct_as(g, r0, r1, acc, later, prop, tag)
 
 
-cdef void engine(const Geom* g, const T* x, T* out, int64_t* iout, bint want_idx,
-                 bint omit, bint has_nd, T nd, T cval, int nthreads,
-                 Dir tag) noexcept nogil:
+cdef int engine(const Geom* g, const T* x, T* out, int64_t* iout, bint want_idx,
+                bint omit, bint has_nd, T nd, T cval, int nthreads,
+                Dir tag) noexcept nogil:
+    """Pool every output row; returns -1 when the scratch memory is not there."""
     cdef Py_ssize_t total = g.nbatch * g.nrows_out, t, b, orow, r, w, nrows
     cdef Py_ssize_t W = g.W
     cdef Py_ssize_t chunk = max(1, total // (8 * nthreads))
@@ -260,12 +262,18 @@ cdef void engine(const Geom* g, const T* x, T* out, int64_t* iout, bint want_idx
     cdef const T* xb
     cdef T* op
     cdef int64_t* ip
+    cdef RowScratch sc
+    cdef Py_ssize_t per_thread = scratch_size(g, sizeof(T))
+    cdef char* scratch = <char*>aligned_alloc(64, per_thread * nthreads)
+    if scratch == NULL:
+        return -1
     with parallel(num_threads=nthreads):
-        buf = <T*>malloc(W * sizeof(T))
-        idx = <int64_t*>malloc(W * sizeof(int64_t))
-        roff = <int64_t*>malloc(g.max_rows * sizeof(int64_t))
-        rflat = <int64_t*>malloc(g.max_rows * sizeof(int64_t))
-        rcv = <char*>malloc(g.max_rows)
+        sc = scratch_at(scratch + threadid() * per_thread, g, sizeof(T))
+        buf = <T*>sc.acc
+        idx = sc.aux
+        roff = sc.roff
+        rflat = sc.rflat
+        rcv = sc.rcv
         # Dynamic chunks: each output row is written by exactly one iteration, so
         # the result does not depend on which thread ran it, and a core busy with
         # another process does not hold the whole call back.
@@ -327,11 +335,8 @@ cdef void engine(const Geom* g, const T* x, T* out, int64_t* iout, bint want_idx
                 ip = iout + b * g.idx_stride[0] + io
                 for w in range(W):
                     ip[w * g.idx_stride[g.d]] = idx[w]
-        free(buf)
-        free(idx)
-        free(roff)
-        free(rflat)
-        free(rcv)
+    free(scratch)
+    return 0
 
 
 def extremum(const T[:] dtype_tag, bint is_min, cnp.ndarray x, cnp.ndarray out,
@@ -354,8 +359,11 @@ def extremum(const T[:] dtype_tag, bint is_min, cnp.ndarray x, cnp.ndarray out,
     cdef int64_t* ip = <int64_t*>cnp.PyArray_DATA(idx) if want_idx else NULL
     cdef MaxTag mx
     cdef MinTag mn
+    cdef int rc
     with nogil:
         if is_min:
-            engine(&g, xp, op, ip, want_idx, omit, has_nd, nd, cv, nthreads, mn)
+            rc = engine(&g, xp, op, ip, want_idx, omit, has_nd, nd, cv, nthreads, mn)
         else:
-            engine(&g, xp, op, ip, want_idx, omit, has_nd, nd, cv, nthreads, mx)
+            rc = engine(&g, xp, op, ip, want_idx, omit, has_nd, nd, cv, nthreads, mx)
+    if rc:
+        raise MemoryError("fastpool: no memory for the per-thread row buffers")

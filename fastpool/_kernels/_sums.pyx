@@ -6,15 +6,16 @@ for 64-bit integers, so integer sums are exact), then written once, rounded half
 even and saturated for integer outputs.
 """
 
-from cython.parallel cimport parallel, prange
-from libc.stdlib cimport free, malloc
+from cython.parallel cimport parallel, prange, threadid
+from libc.stdlib cimport free
 from libc.stdint cimport int64_t, uint64_t, int32_t, uint32_t
 from libc.math cimport NAN
 
 cimport numpy as cnp
 
-from ._common cimport (EXCLUDED, Acc, Geom, T, collect_rows, div_round_even, fp_i128,
-                       make_geom, round_half_even, saturate)
+from ._common cimport (EXCLUDED, aligned_alloc, Acc, Geom, RowScratch, T, collect_rows, div_round_even,
+                       fp_i128, make_geom, round_half_even, saturate, scratch_at,
+                       scratch_size)
 
 cnp.import_array()
 
@@ -238,9 +239,10 @@ cdef void store_row(const Geom* g, char* op, int64_t os, int code, const Acc* ac
                   divisor, average, fp_round, has_nd, nd)
 
 
-cdef void engine(const Geom* g, const T* x, char* out, int code, bint average,
-                 int64_t divisor, const int64_t* colcount, bint omit, bint has_nd, T nd,
-                 T cval, bint fp_round, int nthreads, Acc* kind) noexcept nogil:
+cdef int engine(const Geom* g, const T* x, char* out, int code, bint average,
+                int64_t divisor, const int64_t* colcount, bint omit, bint has_nd, T nd,
+                T cval, bint fp_round, int nthreads, Acc* kind) noexcept nogil:
+    """Pool every output row; returns -1 when the scratch memory is not there."""
     cdef Py_ssize_t total = g.nbatch * g.nrows_out, t, b, orow, r, w, nrows
     cdef Py_ssize_t W = g.W
     cdef Py_ssize_t chunk = max(1, total // (8 * nthreads))
@@ -258,13 +260,19 @@ cdef void engine(const Geom* g, const T* x, char* out, int code, bint average,
     cdef char* op
     cdef const T** batch
     cdef int nb
+    cdef RowScratch sc
+    cdef Py_ssize_t per_thread = scratch_size(g, sizeof(Acc))
+    cdef char* scratch = <char*>aligned_alloc(64, per_thread * nthreads)
+    if scratch == NULL:
+        return -1
     with parallel(num_threads=nthreads):
-        acc = <Acc*>malloc(W * sizeof(Acc))
-        cnt = <int64_t*>malloc(W * sizeof(int64_t))
-        roff = <int64_t*>malloc(g.max_rows * sizeof(int64_t))
-        rflat = <int64_t*>malloc(g.max_rows * sizeof(int64_t))
-        rcv = <char*>malloc(g.max_rows)
-        batch = <const T**>malloc(4 * sizeof(T*))
+        sc = scratch_at(scratch + threadid() * per_thread, g, sizeof(Acc))
+        acc = <Acc*>sc.acc
+        cnt = sc.aux
+        roff = sc.roff
+        rflat = sc.rflat
+        rcv = sc.rcv
+        batch = <const T**>sc.rows
         # Dynamic chunks: each output row is written by exactly one iteration, so
         # the result does not depend on which thread ran it, and a core busy with
         # another process does not hold the whole call back.
@@ -302,12 +310,8 @@ cdef void engine(const Geom* g, const T* x, char* out, int code, bint average,
             op = out + (b * g.out_stride[0] + oo) * itemsize
             store_row(g, op, g.out_stride[g.d], code, acc, cnt, dynamic, nrows,
                       colcount, divisor, average, fp_round, has_nd, nd)
-        free(acc)
-        free(cnt)
-        free(roff)
-        free(rflat)
-        free(rcv)
-        free(batch)
+    free(scratch)
+    return 0
 
 
 def sums(const T[:] dtype_tag, cnp.ndarray x, cnp.ndarray out, int code, bint average,
@@ -333,16 +337,19 @@ def sums(const T[:] dtype_tag, cnp.ndarray x, cnp.ndarray out, int code, bint av
     cdef bint fp_round = (T is not float and T is not double and T is not int64_t
                           and T is not uint64_t and g.max_rows * g.k < (1 << 18))
     cdef bint narrow = sizeof(T) <= 2
+    cdef int rc
     with nogil:
         if T is float or T is double:
-            engine(&g, xp, op, code, average, divisor, cc, omit, has_nd, nd, cv,
-                   fp_round, nthreads, <double*>NULL)
+            rc = engine(&g, xp, op, code, average, divisor, cc, omit, has_nd, nd, cv,
+                        fp_round, nthreads, <double*>NULL)
         elif T is int64_t or T is uint64_t:
-            engine(&g, xp, op, code, average, divisor, cc, omit, has_nd, nd, cv,
-                   fp_round, nthreads, <fp_i128*>NULL)
+            rc = engine(&g, xp, op, code, average, divisor, cc, omit, has_nd, nd, cv,
+                        fp_round, nthreads, <fp_i128*>NULL)
         elif narrow and g.max_rows * g.k <= (1 << 15):
-            engine(&g, xp, op, code, average, divisor, cc, omit, has_nd, nd, cv,
-                   fp_round, nthreads, <int32_t*>NULL)
+            rc = engine(&g, xp, op, code, average, divisor, cc, omit, has_nd, nd, cv,
+                        fp_round, nthreads, <int32_t*>NULL)
         else:
-            engine(&g, xp, op, code, average, divisor, cc, omit, has_nd, nd, cv,
-                   fp_round, nthreads, <int64_t*>NULL)
+            rc = engine(&g, xp, op, code, average, divisor, cc, omit, has_nd, nd, cv,
+                        fp_round, nthreads, <int64_t*>NULL)
+    if rc:
+        raise MemoryError("fastpool: no memory for the per-thread row buffers")
