@@ -1,6 +1,5 @@
 """Threads: results do not depend on `workers`, defaults, concurrency, threadpoolctl."""
 
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -171,6 +170,7 @@ def test_openmp_enabled():
 
 def test_threadpoolctl_limits(big_arrays):
     x = big_arrays["f64"]
+    default = fastpool.get_workers()
     expected = fastpool.avg_pool(x, 4, workers=1)
     with threadpool_limits(1):
         got = fastpool.avg_pool(x, 4)
@@ -179,4 +179,7 @@ def test_threadpoolctl_limits(big_arrays):
     assert bitwise_equal(got_omp, expected)
     with threadpool_limits(limits=1, user_api="openmp"):
         assert bitwise_equal(fastpool.avg_pool(x, 4), expected)
+        # threadpoolctl reaches fastpool's own OpenMP runtime
+        assert fastpool.get_workers() == 1
     assert bitwise_equal(fastpool.avg_pool(x, 4), expected)
+    assert fastpool.get_workers() == default
