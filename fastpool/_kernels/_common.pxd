@@ -12,6 +12,9 @@ cdef extern from "<stdlib.h>" nogil:
     void* aligned_alloc(size_t alignment, size_t size)
 
 cdef extern from "_fastpool.h":
+    void fp_prefetch "FP_PREFETCH" (const void* address) noexcept nogil
+
+cdef extern from "_fastpool.h":
     # Cython only needs to know it is an integer; C sees __int128.
     ctypedef long long fp_i128
     uint8_t _sel_u8 "FP_SELECT" (bint, uint8_t, uint8_t) noexcept nogil
@@ -343,3 +346,31 @@ cdef inline RowScratch scratch_at(char* base, const Geom* g,
     base += _lines(4 * sizeof(void*))
     s.rcv = base
     return s
+
+
+cdef inline Py_ssize_t block_len(const Geom* g, Py_ssize_t itemsize) noexcept nogil:
+    """Interior outputs per block of a direct loop: about 1 KiB of each input row."""
+    cdef Py_ssize_t per_output = g.s * g.sc * itemsize
+    return max(16, 1024 // max(1, per_output))
+
+
+cdef inline void prefetch_block(const Geom* g, const T* xb, const int64_t* roff,
+                                Py_ssize_t nrows, Py_ssize_t c0,
+                                Py_ssize_t c1) noexcept nogil:
+    """Ask for the input of interior outputs ``[c0, c1)`` of every window row.
+
+    Issued one block ahead: with several rows in flight the hardware prefetcher
+    alone leaves the loads waiting (2x2 float means ran at half the bandwidth).
+    """
+    cdef Py_ssize_t r
+    cdef const char* p
+    cdef const char* e
+    if g.sc != 1 or c0 >= c1:
+        return
+    for r in range(nrows):
+        p = <const char*>(xb + roff[r] + (c0 * g.s - g.p))
+        e = <const char*>(xb + roff[r] + ((c1 - 1) * g.s - g.p + (g.k - 1) * g.dil))
+        while p <= e:
+            fp_prefetch(p)
+            p += 64
+        fp_prefetch(e)

@@ -14,7 +14,8 @@ from libc.stdint cimport int64_t
 cimport numpy as cnp
 
 from ._common cimport (EXCLUDED, aligned_alloc, Dir, FoldTag, Geom, InitTag, MaxTag, MinTag, NanTag,
-                       OmitTag, PassTag, PropTag, RowScratch, T, collect_rows,
+                       OmitTag, PassTag, PropTag, RowScratch, T, block_len, collect_rows,
+                       prefetch_block,
                        scratch_at, scratch_size,
                        fp_max_omit_f32, fp_max_omit_f64, fp_max_prop_f32, fp_max_prop_f64,
                        fp_min_omit_f32, fp_min_omit_f64, fp_min_prop_f32, fp_min_prop_f64,
@@ -107,14 +108,15 @@ cdef inline T fold2(const T* q0, const T* q1, Py_ssize_t k, int64_t step,
 
 
 cdef void rows_direct_as(const Geom* g, const T* r0, const T* r1, T* acc,
-                         PassTag first, NanTag policy, Dir tag) noexcept nogil:
+                         Py_ssize_t c0, Py_ssize_t c1, PassTag first, NanTag policy,
+                         Dir tag) noexcept nogil:
     # Every flag is a compile-time tag, so each loop compiles branch-free and
     # vectorises; two rows per pass halve the passes over the accumulators.
-    cdef Py_ssize_t i, n = g.hi - g.lo
-    cdef int64_t step = g.dil * g.sc, jump = g.s * g.sc, off = (g.lo * g.s - g.p) * g.sc
+    cdef Py_ssize_t i, n = c1 - c0
+    cdef int64_t step = g.dil * g.sc, jump = g.s * g.sc, off = (c0 * g.s - g.p) * g.sc
     cdef const T* q0 = r0 + off
     cdef const T* q1 = r1 + off
-    cdef T* a = acc + g.lo
+    cdef T* a = acc + c0
     cdef T m
     if step == 1 and jump == 2 and g.k == 2:
         for i in range(n):
@@ -154,16 +156,16 @@ cdef void rows_direct_as(const Geom* g, const T* r0, const T* r1, T* acc,
 
 
 cdef void rows4_direct_as(const Geom* g, const T* r0, const T* r1, const T* r2,
-                          const T* r3, T* acc, PassTag first, NanTag policy,
-                          Dir tag) noexcept nogil:
+                          const T* r3, T* acc, Py_ssize_t c0, Py_ssize_t c1,
+                          PassTag first, NanTag policy, Dir tag) noexcept nogil:
     # Four rows per pass (3x3 and 2x2x2 windows): one sweep over the output row.
-    cdef Py_ssize_t i, n = g.hi - g.lo
-    cdef int64_t step = g.dil * g.sc, jump = g.s * g.sc, off = (g.lo * g.s - g.p) * g.sc
+    cdef Py_ssize_t i, n = c1 - c0
+    cdef int64_t step = g.dil * g.sc, jump = g.s * g.sc, off = (c0 * g.s - g.p) * g.sc
     cdef const T* q0 = r0 + off
     cdef const T* q1 = r1 + off
     cdef const T* q2 = r2 + off
     cdef const T* q3 = r3 + off
-    cdef T* a = acc + g.lo
+    cdef T* a = acc + c0
     cdef T m
     if step == 1 and jump == 2 and g.k == 2:
         for i in range(n):
@@ -204,7 +206,8 @@ cdef void rows4_direct_as(const Geom* g, const T* r0, const T* r1, const T* r2,
 
 
 cdef void rows4_direct(const Geom* g, const T* r0, const T* r1, const T* r2,
-                       const T* r3, T* acc, bint init, bint omit, Dir tag) noexcept nogil:
+                       const T* r3, T* acc, Py_ssize_t c0, Py_ssize_t c1, bint init,
+                       bint omit, Dir tag) noexcept nogil:
     """Like :func:`rows_direct`, four rows per pass."""
     cdef InitTag first
     cdef FoldTag later
@@ -212,19 +215,19 @@ cdef void rows4_direct(const Geom* g, const T* r0, const T* r1, const T* r2,
     cdef OmitTag omitted
     if omit:
         if init:
-            rows4_direct_as(g, r0, r1, r2, r3, acc, first, omitted, tag)
+            rows4_direct_as(g, r0, r1, r2, r3, acc, c0, c1, first, omitted, tag)
         else:
-            rows4_direct_as(g, r0, r1, r2, r3, acc, later, omitted, tag)
+            rows4_direct_as(g, r0, r1, r2, r3, acc, c0, c1, later, omitted, tag)
     else:
         if init:
-            rows4_direct_as(g, r0, r1, r2, r3, acc, first, prop, tag)
+            rows4_direct_as(g, r0, r1, r2, r3, acc, c0, c1, first, prop, tag)
         else:
-            rows4_direct_as(g, r0, r1, r2, r3, acc, later, prop, tag)
+            rows4_direct_as(g, r0, r1, r2, r3, acc, c0, c1, later, prop, tag)
 
 
-cdef void rows_direct(const Geom* g, const T* r0, const T* r1, T* acc, bint init,
-                      bint omit, Dir tag) noexcept nogil:
-    """Fold two data rows into the interior outputs ``[lo, hi)``, no tables.
+cdef void rows_direct(const Geom* g, const T* r0, const T* r1, T* acc, Py_ssize_t c0,
+                      Py_ssize_t c1, bint init, bint omit, Dir tag) noexcept nogil:
+    """Fold two data rows into the interior outputs ``[c0, c1)``, no tables.
 
     Pass the same row twice for an odd one out: an extremum is idempotent.
     """
@@ -234,14 +237,14 @@ cdef void rows_direct(const Geom* g, const T* r0, const T* r1, T* acc, bint init
     cdef OmitTag omitted
     if omit:
         if init:
-            rows_direct_as(g, r0, r1, acc, first, omitted, tag)
+            rows_direct_as(g, r0, r1, acc, c0, c1, first, omitted, tag)
         else:
-            rows_direct_as(g, r0, r1, acc, later, omitted, tag)
+            rows_direct_as(g, r0, r1, acc, c0, c1, later, omitted, tag)
     else:
         if init:
-            rows_direct_as(g, r0, r1, acc, first, prop, tag)
+            rows_direct_as(g, r0, r1, acc, c0, c1, first, prop, tag)
         else:
-            rows_direct_as(g, r0, r1, acc, later, prop, tag)
+            rows_direct_as(g, r0, r1, acc, c0, c1, later, prop, tag)
 
 
 cdef int engine(const Geom* g, const T* x, T* out, int64_t* iout, bint want_idx,
@@ -263,6 +266,7 @@ cdef int engine(const Geom* g, const T* x, T* out, int64_t* iout, bint want_idx,
     cdef T* op
     cdef int64_t* ip
     cdef RowScratch sc
+    cdef Py_ssize_t c0, c1, blk = block_len(g, sizeof(T))
     cdef Py_ssize_t per_thread = scratch_size(g, sizeof(T))
     cdef char* scratch = <char*>aligned_alloc(64, per_thread * nthreads)
     if scratch == NULL:
@@ -302,20 +306,27 @@ cdef int engine(const Geom* g, const T* x, T* out, int64_t* iout, bint want_idx,
                                acc, idx, omit, False, nd, tag)
                     row_tables(g, xb + roff[r], rflat[r], False, cval, g.hi, W,
                                acc, idx, omit, False, nd, tag)
-                # Interior: up to four rows per pass; an extremum is idempotent, so
-                # a short pass repeats its last row.
-                r = 0
-                while r < nrows:
-                    if nrows - r >= 3:
-                        rows4_direct(g, xb + roff[r], xb + roff[r + 1], xb + roff[r + 2],
-                                     xb + roff[r + 3 if nrows - r >= 4 else r + 2],
-                                     acc, r == 0, omit, tag)
-                        r += 4
-                    else:
-                        rows_direct(g, xb + roff[r], xb + roff[r + 1 if nrows - r >= 2
-                                                               else r],
-                                    acc, r == 0, omit, tag)
-                        r += 2
+                # Interior, block by block with the next block prefetched: up to
+                # four rows per pass; an extremum is idempotent, so a short pass
+                # repeats its last row.
+                c0 = g.lo
+                while c0 < g.hi:
+                    c1 = min(c0 + blk, g.hi)
+                    prefetch_block(g, xb, roff, nrows, c1, min(c1 + blk, g.hi))
+                    r = 0
+                    while r < nrows:
+                        if nrows - r >= 3:
+                            rows4_direct(g, xb + roff[r], xb + roff[r + 1],
+                                         xb + roff[r + 2],
+                                         xb + roff[r + 3 if nrows - r >= 4 else r + 2],
+                                         acc, c0, c1, r == 0, omit, tag)
+                            r += 4
+                        else:
+                            rows_direct(g, xb + roff[r],
+                                        xb + roff[r + 1 if nrows - r >= 2 else r],
+                                        acc, c0, c1, r == 0, omit, tag)
+                            r += 2
+                    c0 = c1
             else:
                 for r in range(nrows):
                     row_tables(g, xb + roff[r], rflat[r], rcv[r], cval, 0, W,

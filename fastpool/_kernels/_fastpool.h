@@ -20,6 +20,16 @@ static inline T fp_min_omit_##S(T a, T v) { return (v < a || a != a) ? v : a; }
 FP_EXTREMA(float, f32)
 FP_EXTREMA(double, f64)
 
+/* A software prefetch that gcc keeps: a helper whose only effect is
+   __builtin_prefetch is taken for a pure function and its calls deleted. */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define FP_PREFETCH(p) __asm__ __volatile__("prefetcht0 %0" : : "m"(*(const char*)(p)))
+#elif defined(__GNUC__)
+#define FP_PREFETCH(p) do { __builtin_prefetch(p); __asm__ __volatile__("" : : "r"(p)); } while (0)
+#else
+#define FP_PREFETCH(p) ((void)(p))
+#endif
+
 #ifdef _OPENMP
 #include <omp.h>
 static int fp_openmp_enabled(void) { return 1; }

@@ -13,7 +13,8 @@ from libc.math cimport NAN
 
 cimport numpy as cnp
 
-from ._common cimport (EXCLUDED, aligned_alloc, Acc, Geom, RowScratch, T, collect_rows, div_round_even,
+from ._common cimport (EXCLUDED, aligned_alloc, Acc, Geom, RowScratch, T, block_len,
+                       collect_rows, div_round_even, prefetch_block,
                        fp_i128, make_geom, round_half_even, saturate, scratch_at,
                        scratch_size)
 
@@ -89,19 +90,19 @@ cdef inline Acc sumk(const T* q, Py_ssize_t k, int64_t step, Acc* kind) noexcept
 
 
 cdef void rows_direct(const Geom* g, const T* r0, const T* r1, const T* r2, const T* r3,
-                      int nr, Acc* acc) noexcept nogil:
-    """Add ``nr`` (1 to 4) data rows into the interior outputs ``[lo, hi)``.
+                      int nr, Acc* acc, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
+    """Add ``nr`` (1 to 4) data rows into the interior outputs ``[c0, c1)``.
 
     Several rows per pass halve or quarter the sweeps over the accumulators; the
     literal strides of the common windows let the loops vectorise.
     """
-    cdef Py_ssize_t i, n = g.hi - g.lo
-    cdef int64_t step = g.dil * g.sc, jump = g.s * g.sc, off = (g.lo * g.s - g.p) * g.sc
+    cdef Py_ssize_t i, n = c1 - c0
+    cdef int64_t step = g.dil * g.sc, jump = g.s * g.sc, off = (c0 * g.s - g.p) * g.sc
     cdef const T* q0 = r0 + off
     cdef const T* q1 = r1 + off
     cdef const T* q2 = r2 + off
     cdef const T* q3 = r3 + off
-    cdef Acc* a = acc + g.lo
+    cdef Acc* a = acc + c0
     if step == 1 and jump == 2 and g.k == 2:
         if nr == 4:
             for i in range(n):
@@ -146,6 +147,53 @@ cdef void rows_direct(const Geom* g, const T* r0, const T* r1, const T* r2, cons
                          + sumk(q1 + i * jump, g.k, step, a))
             else:
                 a[i] += sumk(q0 + i * jump, g.k, step, a)
+
+
+cdef inline void put_mean(T* o, Acc s, int sh, Acc half, double scale) noexcept nogil:
+    """``o[0] = s / 2**sh``: an exact scaling for floats, a shift rounding half to
+    even for integers (a mean of T values needs no saturation)."""
+    if Acc is double:
+        o[0] = <T>((<Acc>0 + s) * scale)
+    else:
+        o[0] = <T>((s + half + ((s >> sh) & 1)) >> sh)
+
+
+cdef bint means_direct(const Geom* g, const T* r0, const T* r1, const T* r2,
+                       const T* r3, int nr, T* ot, Py_ssize_t c0, Py_ssize_t c1,
+                       Acc* kind) noexcept nogil:
+    """Interior means ``[c0, c1)`` of a 2-wide, stride-2 window over ``nr`` of 1, 2 or 4 rows
+    (2x2, 2x2x2, ...), summed and written in one pass without an accumulator row.
+
+    False where the window is not of that shape; the accumulator path then runs.
+    The sums are associated as in :func:`rows_direct`, so both paths agree bitwise.
+    """
+    cdef Py_ssize_t i, n = c1 - c0
+    cdef int sh = log2_exact(nr * g.k)
+    cdef int64_t off = (c0 * g.s - g.p) * g.sc
+    cdef double scale = 1.0 / (nr * g.k)
+    cdef Acc half = 0
+    cdef const T* q0 = r0 + off
+    cdef const T* q1 = r1 + off
+    cdef const T* q2 = r2 + off
+    cdef const T* q3 = r3 + off
+    cdef T* o = ot + c0
+    if Acc is fp_i128:
+        return False
+    if not (g.k == 2 and g.dil * g.sc == 1 and g.s * g.sc == 2) or sh < 0 or nr == 3:
+        return False
+    if Acc is not double:
+        half = (<Acc>1 << (sh - 1)) - 1
+    if nr == 4:
+        for i in range(n):
+            put_mean(o + i, (sum2(q0, i, kind) + sum2(q1, i, kind))
+                     + (sum2(q2, i, kind) + sum2(q3, i, kind)), sh, half, scale)
+    elif nr == 2:
+        for i in range(n):
+            put_mean(o + i, sum2(q0, i, kind) + sum2(q1, i, kind), sh, half, scale)
+    else:
+        for i in range(n):
+            put_mean(o + i, sum2(q0, i, kind), sh, half, scale)
+    return True
 
 
 cdef inline void store_one(char* op, Py_ssize_t w, int64_t os, int code, Acc s,
@@ -195,8 +243,9 @@ cdef inline int log2_exact(int64_t n) noexcept nogil:
 cdef void store_row(const Geom* g, char* op, int64_t os, int code, const Acc* acc,
                     const int64_t* cnt, bint dynamic, int64_t nrows,
                     const int64_t* colcount, int64_t divisor, bint average,
-                    bint fp_round, bint has_nd, T nd) noexcept nogil:
-    """Write a row of sums (or means) as the output's dtype (``code``).
+                    bint fp_round, bint has_nd, T nd, bint interior_done) noexcept nogil:
+    """Write a row of sums (or means) as the output's dtype (``code``); with
+    ``interior_done``, only the edge outputs outside ``[lo, hi)``.
 
     The interior of a plain average, where every window has ``nrows * k`` samples,
     takes loops without per-element dispatch: a multiply (floats) or a shift
@@ -204,11 +253,14 @@ cdef void store_row(const Geom* g, char* op, int64_t os, int code, const Acc* ac
     """
     cdef Py_ssize_t w, lo = 0, hi = 0
     cdef int64_t den = nrows * g.k
+    if interior_done:
+        lo, hi = g.lo, g.hi
     cdef int sh = log2_exact(den)
     cdef double scale = 1.0 / <double>den, fden = <double>den
     cdef Acc half
     cdef T* ot = <T*>op
-    if not dynamic and average and divisor == 0 and code == OUT_SAME and os == 1:
+    if (not interior_done and not dynamic and average and divisor == 0
+            and code == OUT_SAME and os == 1):
         lo, hi = g.lo, g.hi
         if T is float or T is double:
             if sh >= 0:
@@ -259,7 +311,8 @@ cdef int engine(const Geom* g, const T* x, char* out, int code, bint average,
     cdef const T* xb
     cdef char* op
     cdef const T** batch
-    cdef int nb
+    cdef Py_ssize_t nb, ndata, c0, c1, blk = block_len(g, sizeof(T))
+    cdef bint done, fused
     cdef RowScratch sc
     cdef Py_ssize_t per_thread = scratch_size(g, sizeof(Acc))
     cdef char* scratch = <char*>aligned_alloc(64, per_thread * nthreads)
@@ -288,9 +341,9 @@ cdef int engine(const Geom* g, const T* x, char* out, int code, bint average,
             for w in range(W):
                 acc[w] = 0
                 cnt[w] = 0
-            # Interior rows are added four at a time (in row order, so the float
-            # rounding does not depend on the thread count).
-            nb = 0
+            # Edges and cval rows through the tables; the data rows' offsets are
+            # gathered (in ``rflat``, unused here) for the direct loops.
+            ndata = 0
             for r in range(nrows):
                 if dynamic or rcv[r]:
                     row_tables(g, xb + roff[r], rcv[r], cval, 0, W, acc, cnt,
@@ -300,16 +353,34 @@ cdef int engine(const Geom* g, const T* x, char* out, int code, bint average,
                                False, omit, has_nd, nd)
                     row_tables(g, xb + roff[r], False, cval, g.hi, W, acc, cnt,
                                False, omit, has_nd, nd)
-                    batch[nb] = xb + roff[r]
-                    nb += 1
-                    if nb == 4:
-                        rows_direct(g, batch[0], batch[1], batch[2], batch[3], 4, acc)
-                        nb = 0
-            if nb:
-                rows_direct(g, batch[0], batch[1], batch[2], batch[3], nb, acc)
+                    rflat[ndata] = roff[r]
+                    ndata = ndata + 1
             op = out + (b * g.out_stride[0] + oo) * itemsize
+            # A plain average of at most four rows is written in one pass.
+            fused = (ndata == nrows and nrows <= 4 and average and divisor == 0
+                     and code == OUT_SAME and g.out_stride[g.d] == 1)
+            done = False
+            # Interior, block by block with the next block prefetched; rows are
+            # added four at a time, in row order, so the float rounding does not
+            # depend on the thread count.
+            c0 = g.lo
+            while ndata and c0 < g.hi:
+                c1 = min(c0 + blk, g.hi)
+                prefetch_block(g, xb, rflat, ndata, c1, min(c1 + blk, g.hi))
+                for r in range(0, ndata, 4):
+                    nb = min(4, ndata - r)
+                    for w in range(4):
+                        batch[w] = xb + rflat[r + (w if w < nb else 0)]
+                    if fused:
+                        done = means_direct(g, batch[0], batch[1], batch[2], batch[3],
+                                            nb, <T*>op, c0, c1, acc)
+                        fused = done
+                    if not done:
+                        rows_direct(g, batch[0], batch[1], batch[2], batch[3], nb, acc,
+                                    c0, c1)
+                c0 = c1
             store_row(g, op, g.out_stride[g.d], code, acc, cnt, dynamic, nrows,
-                      colcount, divisor, average, fp_round, has_nd, nd)
+                      colcount, divisor, average, fp_round, has_nd, nd, done)
     free(scratch)
     return 0
 
