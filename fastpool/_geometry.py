@@ -169,7 +169,7 @@ def pack_tables(windows):
 
     Returns ``(tables, offsets, widths, out_lens, in_lens, interior)`` as
     ``int64`` arrays; interior is ``(lo, hi, stride, padding, dilation)`` of the
-    last axis.
+    last axis and the stride of the axis before it.
     """
     tables = np.concatenate([w.table.ravel() for w in windows])
     sizes = [w.table.size for w in windows]
@@ -178,8 +178,11 @@ def pack_tables(windows):
     out_lens = np.array([w.out_len for w in windows], dtype=np.int64)
     in_lens = np.array([w.n for w in windows], dtype=np.int64)
     last = windows[-1]
+    # The last entry: how far the next output row's windows move along the
+    # second-to-last pooled axis (for prefetching); 0 for 1-D pooling.
+    row_step = windows[-2].stride if len(windows) > 1 else 0
     interior = np.array([last.interior[0], last.interior[1], last.stride,
-                         last.padding, last.dilation], dtype=np.int64)
+                         last.padding, last.dilation, row_step], dtype=np.int64)
     packed = (np.ascontiguousarray(tables, dtype=np.int64), offsets, widths, out_lens,
               in_lens, interior)
     for a in packed:

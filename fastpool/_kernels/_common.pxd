@@ -105,6 +105,8 @@ cdef struct Geom:
     int64_t idx_stride[MAX_DIMS]
     # Interior of the last axis: outputs [lo, hi) read start + j*dil, j < k.
     int64_t lo, hi, s, p, dil, k, sc
+    # Elements between the windows of consecutive output rows (0: unknown).
+    int64_t row_step
 
 
 cdef inline Geom make_geom(cnp.ndarray x, cnp.ndarray out, cnp.ndarray idx,
@@ -138,6 +140,7 @@ cdef inline Geom make_geom(cnp.ndarray x, cnp.ndarray out, cnp.ndarray idx,
     g.dil = interior[4]
     g.k = width[g.d - 1]
     g.sc = g.in_stride[g.d]
+    g.row_step = interior[5] * g.in_stride[g.d - 1] if g.d > 1 else 0
     return g
 
 
@@ -365,8 +368,16 @@ cdef inline void prefetch_block(const Geom* g, const T* xb, const int64_t* roff,
     cdef Py_ssize_t r
     cdef const char* p
     cdef const char* e
-    if g.sc != 1 or c0 >= c1:
+    if g.sc != 1:
         return
+    if c0 >= c1:
+        # Past the row's end: the first block of the next output row, so short
+        # rows (NCHW feature maps) are covered too.  Prefetches never fault.
+        if g.row_step == 0:
+            return
+        xb = xb + g.row_step
+        c0 = g.lo
+        c1 = min(g.hi, g.lo + block_len(g, sizeof(T)))
     for r in range(nrows):
         p = <const char*>(xb + roff[r] + (c0 * g.s - g.p))
         e = <const char*>(xb + roff[r] + ((c1 - 1) * g.s - g.p + (g.k - 1) * g.dil))
