@@ -167,8 +167,7 @@ def sliding_geometry(shape, params):
 def pack_tables(windows):
     """Concatenate the per-axis tables into one flat array for the kernels.
 
-    Returns ``(tables, offsets, widths, out_lens, in_lens, interior)`` as
-    ``int64`` arrays; interior is ``(lo, hi, stride, padding, dilation)`` of the
+    Returns ``(tables, offsets, widths, out_lens, interior)`` as ``int64`` arrays; interior is ``(lo, hi, stride, padding, dilation)`` of the
     last axis and the stride of the axis before it.
     """
     tables = np.concatenate([w.table.ravel() for w in windows])
@@ -176,7 +175,6 @@ def pack_tables(windows):
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
     widths = np.array([w.width for w in windows], dtype=np.int64)
     out_lens = np.array([w.out_len for w in windows], dtype=np.int64)
-    in_lens = np.array([w.n for w in windows], dtype=np.int64)
     last = windows[-1]
     # The last entry: how far the next output row's windows move along the
     # second-to-last pooled axis (for prefetching); 0 for 1-D pooling.
@@ -184,7 +182,7 @@ def pack_tables(windows):
     interior = np.array([last.interior[0], last.interior[1], last.stride,
                          last.padding, last.dilation, row_step], dtype=np.int64)
     packed = (np.ascontiguousarray(tables, dtype=np.int64), offsets, widths, out_lens,
-              in_lens, interior)
+              interior)
     for a in packed:
         a.flags.writeable = False
     return packed

@@ -102,8 +102,8 @@ class _Call:
 
     @property
     def geometry_args(self):
-        tables, offsets, widths, out_lens, _, interior = self.packed
-        return tables, offsets, widths, out_lens, interior
+        """The kernels' geometry arguments: tables, offsets, widths, out_lens, interior."""
+        return self.packed
 
 
 def _natural_dtype(in_dtype, kernel_dtype):
