@@ -74,11 +74,13 @@ ctypedef fused PassTag:
     InitTag
     FoldTag
 
-# Accumulator of the sum family: double for floats; int32 for 8- and 16-bit
+# Accumulator of the sum family: double for floats; uint16 for uint8 in windows
+# of up to 256 samples (8 lanes per SSE register); int32 for 8- and 16-bit
 # integers in windows of up to 2**15 samples, int64 for the other integers up to
 # 32 bits, 128 bits for 64-bit integers (exact sums, saturated on output).
 ctypedef fused Acc:
     double
+    uint16_t
     int32_t
     int64_t
     fp_i128

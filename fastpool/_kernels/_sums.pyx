@@ -8,7 +8,7 @@ even and saturated for integer outputs.
 
 from cython.parallel cimport parallel, prange, threadid
 from libc.stdlib cimport free
-from libc.stdint cimport int64_t, uint64_t, int32_t, uint32_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.math cimport NAN
 
 cimport numpy as cnp
@@ -416,6 +416,9 @@ def sums(const T[:] dtype_tag, cnp.ndarray x, cnp.ndarray out, int code, bint av
         elif T is int64_t or T is uint64_t:
             rc = engine(&g, xp, op, code, average, divisor, cc, omit, has_nd, nd, cv,
                         fp_round, nthreads, <fp_i128*>NULL)
+        elif T is uint8_t and g.max_rows * g.k <= 256:
+            rc = engine(&g, xp, op, code, average, divisor, cc, omit, has_nd, nd, cv,
+                        fp_round, nthreads, <uint16_t*>NULL)
         elif narrow and g.max_rows * g.k <= (1 << 15):
             rc = engine(&g, xp, op, code, average, divisor, cc, omit, has_nd, nd, cv,
                         fp_round, nthreads, <int32_t*>NULL)
