@@ -5,6 +5,7 @@ Environment switches:
   FASTPOOL_NO_OPENMP=1 build without OpenMP even where the compiler has it
 """
 import os
+import platform
 import sys
 import tempfile
 import textwrap
@@ -30,6 +31,10 @@ DIRECTIVES = {
 }
 
 EXTENSIONS = ["_openmp", "_extremum", "_sums", "_unpool"]
+# Also built with -mavx2 as <name>_avx2 (chosen at import where the CPU has AVX2).
+# No -mfma: contracting a*b+c would change float results between the builds.
+AVX2_EXTENSIONS = ["_extremum", "_sums"]
+X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
 
 
 def _has_openmp(compiler):
@@ -66,7 +71,8 @@ class BuildExt(build_ext):
                           "(fastpool.openmp_enabled() will be False)")
         opt = ["-O0", "-g"] if DEBUG else ["-O3"]
         for ext in self.extensions:
-            ext.extra_compile_args = opt + (["-fopenmp"] if openmp else [])
+            simd = ["-mavx2"] if ext.name.endswith("_avx2") else []
+            ext.extra_compile_args = opt + simd + (["-fopenmp"] if openmp else [])
             ext.extra_link_args = ["-fopenmp"] if openmp else []
         super().build_extensions()
 
@@ -78,7 +84,7 @@ extensions = [
         include_dirs=[np.get_include(), "fastpool/_kernels"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     )
-    for name in EXTENSIONS
+    for name in EXTENSIONS + ([f"{n}_avx2" for n in AVX2_EXTENSIONS] if X86 else [])
 ]
 
 setup(

@@ -808,6 +808,8 @@ def run_info(out=print):
     out(f"  python {platform.python_version()}, numpy {np.__version__}, "
         f"{platform.system()} {platform.machine()}")
     out(f"  OpenMP: {'on' if fastpool.openmp_enabled() else 'off (serial kernels)'}")
+    from ._kernels import SIMD
+    out(f"  SIMD kernels: {SIMD}")
     out(f"  default threads: {fastpool.get_workers()} (cores available: {cpu_count()})")
     out("optional packages:")
     width = max(len(m) for m, _, _ in OPTIONAL_PACKAGES)

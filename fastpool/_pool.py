@@ -9,7 +9,9 @@ from numpy.lib.stride_tricks import as_strided
 from . import _support as S
 from ._docstrings import fill
 from ._geometry import pack_tables, sliding_geometry
-from ._kernels import _extremum, _sums, _unpool
+from ._kernels import _unpool
+from ._kernels import extremum as _extremum
+from ._kernels import sums as _sums
 
 _OUT = _sums.OutCode
 

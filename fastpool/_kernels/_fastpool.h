@@ -30,6 +30,16 @@ FP_EXTREMA(double, f64)
 #define FP_PREFETCH(p) ((void)(p))
 #endif
 
+/* Whether the running CPU has AVX2 (the kernels built with -mavx2 need it). */
+static int fp_cpu_has_avx2(void) {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") != 0;
+#else
+    return 0;
+#endif
+}
+
 #ifdef _OPENMP
 #include <omp.h>
 static int fp_openmp_enabled(void) { return 1; }

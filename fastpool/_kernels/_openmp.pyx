@@ -1,8 +1,9 @@
-"""Whether the kernels were built with OpenMP, and its default team size."""
+"""Build and machine facts: OpenMP, its default team size, the CPU's SIMD level."""
 
 cdef extern from "_fastpool.h":
     int fp_openmp_enabled() nogil
     int fp_max_threads() nogil
+    int fp_cpu_has_avx2() nogil
 
 
 def openmp_enabled():
@@ -20,3 +21,8 @@ def openmp_enabled():
 def max_threads():
     """OpenMP's default number of threads (``omp_get_max_threads``)."""
     return fp_max_threads()
+
+
+def cpu_has_avx2():
+    """True when the CPU running this process has AVX2."""
+    return bool(fp_cpu_has_avx2())
