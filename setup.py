@@ -64,6 +64,12 @@ def _has_openmp(compiler):
 
 
 class BuildExt(build_ext):
+    def finalize_options(self):
+        super().finalize_options()
+        # The extensions are independent: compile them side by side.
+        if not self.parallel:
+            self.parallel = os.cpu_count() or 1
+
     def build_extensions(self):
         openmp = self.compiler.compiler_type != "msvc" and _has_openmp(self.compiler)
         if not openmp:

@@ -75,7 +75,7 @@ class _Call:
     """One validated sliding-window call: input, parameters, geometry, output."""
 
     def __init__(self, input, size, stride, padding, dilation, ceil_mode, mode, cval,
-                 nan_policy, nodata, axes, workers):
+                 nan_policy, nodata, axes, workers, fold_channels):
         self.source = input
         x, self.in_dtype = S.as_input(input)
         p = S.pool_params(x.ndim, size, stride, padding, dilation, ceil_mode, mode,
@@ -86,6 +86,10 @@ class _Call:
         self.omit = nan_policy == "omit"
         self.x = x
         self.params = p
+        if fold_channels == "always" or (fold_channels == "integers"
+                                         and x.dtype.kind in "iu"):
+            p = _fold_unit_stride_axis(x, p)
+        self.kernel_params = p
         self.windows = sliding_geometry(tuple(x.shape[a] for a in p.axes), p)
         shape = list(x.shape)
         for a, w in zip(p.axes, self.windows):
@@ -100,12 +104,32 @@ class _Call:
         return S.prepare_output(output, self.out_shape, default_dtype, self.source)
 
     def views(self, *arrays):
-        return batch_views((self.x,) + arrays, self.params.axes)
+        return batch_views((self.x,) + arrays, self.kernel_params.axes)
 
     @property
     def geometry_args(self):
         """The kernels' geometry arguments: tables, offsets, widths, out_lens, interior."""
         return self.packed
+
+
+def _fold_unit_stride_axis(x, p):
+    """Parameters that also pool a contiguous batch axis, with a window of 1.
+
+    Channels-last arrays (``(H, W, C)`` images, NHWC) pooled over H and W have a
+    non-pooled innermost axis; as the kernels' last axis, with size 1, it turns
+    every window row into a contiguous run of channels instead of one strided
+    pass per channel.  The result is the same; the kernel sees the axis last.
+    Only for exact reductions (any sample order gives the same bits).
+    """
+    last = p.axes[-1]
+    if x.strides[last] == x.itemsize or x.shape[last] == 1:
+        return p
+    for c in range(x.ndim - 1, -1, -1):
+        if c not in p.axes and x.strides[c] == x.itemsize and x.shape[c] > 1:
+            return S.PoolParams(p.axes + (c,), p.size + (1,), p.stride + (1,),
+                                p.padding + (0,), p.dilation + (1,), p.ceil_mode,
+                                p.mode, p.nan_policy)
+    return p
 
 
 def _natural_dtype(in_dtype, kernel_dtype):
@@ -116,7 +140,8 @@ def _natural_dtype(in_dtype, kernel_dtype):
 def _extremum_pool(is_min, input, size, stride, padding, dilation, ceil_mode, mode,
                    cval, nan_policy, nodata, axes, output, workers, return_indices):
     call = _Call(input, size, stride, padding, dilation, ceil_mode, mode, cval,
-                 nan_policy, nodata, axes, workers)
+                 nan_policy, nodata, axes, workers,
+                 fold_channels="never" if return_indices else "always")
     result = call.output(output, _natural_dtype(call.in_dtype, call.x.dtype))
     target = _kernel_target(result, call.x.dtype)
     direct = target is not None
@@ -152,8 +177,9 @@ def _sum_code(result_dtype, kernel_dtype):
 
 def _sum_pool(average, input, size, stride, padding, dilation, ceil_mode, mode, cval,
               nan_policy, nodata, axes, output, workers, divisor):
+    # Integer sums are exact in any order; float sums keep their association.
     call = _Call(input, size, stride, padding, dilation, ceil_mode, mode, cval,
-                 nan_policy, nodata, axes, workers)
+                 nan_policy, nodata, axes, workers, fold_channels="integers")
     kdt = call.x.dtype
     if average:
         default = _natural_dtype(call.in_dtype, kdt)

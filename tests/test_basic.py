@@ -854,3 +854,22 @@ def test_float_result_saturates_into_integer_output(dtype):
     expected = [info.max, info.min, 2, 4, info.max]
     assert got.dtype == np.dtype(dtype)
     assert [int(v) for v in got] == expected
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int16", "float32", "float64"])
+@pytest.mark.parametrize("method", METHODS)
+def test_channels_last_equals_per_channel(method, dtype):
+    """(H, W, C) and NHWC arrays (a contiguous non-pooled axis) pool each channel
+    exactly as a separate image, bitwise."""
+    rng = np.random.default_rng(5)
+    for shape, axes in (((23, 17, 3), (0, 1)), ((2, 9, 14, 8), (1, 2))):
+        x = random_array(rng, shape, dtype)
+        for kw in (dict(size=2), dict(size=3, stride=2, padding=1, mode="reflect"),
+                   dict(size=(2, 3), ceil_mode=True, mode="constant", cval=1)):
+            got = pool(method, x, axes=axes, **kw)
+            moved = np.moveaxis(x, -1, 0)
+            per_channel = np.stack(
+                [pool(method, np.ascontiguousarray(c), axes=axes,
+                      **kw) for c in moved], axis=-1)
+            assert got.dtype == per_channel.dtype
+            assert got.tobytes() == per_channel.tobytes(), (shape, kw)
