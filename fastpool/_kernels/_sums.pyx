@@ -152,10 +152,16 @@ cdef void rows_direct(const Geom* g, const T* r0, const T* r1, const T* r2, cons
 cdef inline void put_mean(T* o, Acc s, int sh, Acc half, double scale) noexcept nogil:
     """``o[0] = s / 2**sh``: an exact scaling for floats, a shift rounding half to
     even for integers (a mean of T values needs no saturation)."""
+    cdef Acc odd, biased
     if Acc is double:
         o[0] = <T>((<Acc>0 + s) * scale)
     else:
-        o[0] = <T>((s + half + ((s >> sh) & 1)) >> sh)
+        # Each step stored back in Acc (no overflow: see the Acc limits), so the
+        # vectoriser keeps uint16 lanes instead of widening to int.
+        odd = <Acc>((s & (half + half + 2)) != 0)
+        biased = <Acc>(s + half)
+        biased = <Acc>(biased + odd)
+        o[0] = <T>(biased >> sh)
 
 
 cdef bint means_direct(const Geom* g, const T* r0, const T* r1, const T* r2,
@@ -312,7 +318,7 @@ cdef int engine(const Geom* g, const T* x, char* out, int code, bint average,
     cdef char* op
     cdef const T** batch
     cdef Py_ssize_t nb, ndata, c0, c1, blk = block_len(g, sizeof(T))
-    cdef bint done, fused
+    cdef bint done, fused, pre_clear
     cdef RowScratch sc
     cdef Py_ssize_t per_thread = scratch_size(g, sizeof(Acc))
     cdef char* scratch = <char*>aligned_alloc(64, per_thread * nthreads)
@@ -338,9 +344,23 @@ cdef int engine(const Geom* g, const T* x, char* out, int code, bint average,
             io = 0
             nrows = collect_rows(g, orow, roff, rflat, rcv, &oo, &io)
             xb = x + b * g.in_stride[0]
-            for w in range(W):
+            # Only what is read later is cleared: the counts when they are
+            # counted, the interior sums block by block below.
+            if dynamic:
+                for w in range(W):
+                    cnt[w] = 0
+            for w in range(g.lo):
                 acc[w] = 0
-                cnt[w] = 0
+            for w in range(g.hi, W):
+                acc[w] = 0
+            # Interior sums that the tables add to (counted or cval rows) are
+            # cleared now; the others block by block, before the direct loops.
+            pre_clear = dynamic
+            for r in range(nrows):
+                pre_clear = pre_clear or rcv[r]
+            if pre_clear:
+                for w in range(g.lo, g.hi):
+                    acc[w] = 0
             # Edges and cval rows through the tables; the data rows' offsets are
             # gathered (in ``rflat``, unused here) for the direct loops.
             ndata = 0
@@ -375,6 +395,9 @@ cdef int engine(const Geom* g, const T* x, char* out, int code, bint average,
                         done = means_direct(g, batch[0], batch[1], batch[2], batch[3],
                                             nb, <T*>op, c0, c1, acc)
                         fused = done
+                    if not done and r == 0 and not pre_clear:
+                        for w in range(c0, c1):
+                            acc[w] = 0
                     if not done:
                         rows_direct(g, batch[0], batch[1], batch[2], batch[3], nb, acc,
                                     c0, c1)
