@@ -163,6 +163,24 @@ cdef inline Py_ssize_t collect_rows(const Geom* g, Py_ssize_t orow,
     cdef Py_ssize_t a, n = 0, nd = g.d - 1
     cdef int64_t rest = orow, e, off, flat, oo = 0, io = 0
     cdef char cv, skip
+    cdef const int64_t* tab
+    if nd == 1:
+        # 2-D pooling, the common case: the rows are one table row, no odometer.
+        out_off[0] = orow * g.out_stride[1]
+        idx_off[0] = orow * g.idx_stride[1]
+        tab = g.tables + g.tab_off[0] + orow * g.width[0]
+        for a in range(g.width[0]):
+            e = tab[a]
+            if e == EXCLUDED:
+                continue
+            cv = e < EXCLUDED
+            if cv:
+                e = -2 - e
+            row_off[n] = e * g.in_stride[1]
+            row_flat[n] = e
+            row_cval[n] = cv
+            n += 1
+        return n
     for a in range(nd - 1, -1, -1):
         o[a] = rest % g.out_len[a]
         rest = rest // g.out_len[a]
