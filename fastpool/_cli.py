@@ -273,6 +273,10 @@ def _write_atomic(path, blob):
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(blob)
+        # mkstemp makes the file private (0600); give it the usual umask permissions.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         try:

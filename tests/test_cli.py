@@ -401,3 +401,18 @@ def test_test_images():
         zone_plate(2)
     with pytest.raises(TypeError):
         natural(64.0)
+
+
+def test_written_files_get_umask_permissions(tmp_path):
+    """Atomic writes go through mkstemp (0600); the result has normal permissions."""
+    import os
+    import stat
+
+    target = tmp_path / "out.bin"
+    old = os.umask(0o022)
+    try:
+        _cli._write_atomic(target, b"abc")
+    finally:
+        os.umask(old)
+    assert target.read_bytes() == b"abc"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
