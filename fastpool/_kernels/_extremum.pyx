@@ -205,46 +205,40 @@ cdef void rows4_direct_as(const Geom* g, const T* r0, const T* r1, const T* r2,
                 a[i] = pick_ct(a[i], m, policy, tag)
 
 
-cdef void rows4_direct(const Geom* g, const T* r0, const T* r1, const T* r2,
-                       const T* r3, T* acc, Py_ssize_t c0, Py_ssize_t c1, bint init,
-                       bint omit, Dir tag) noexcept nogil:
-    """Like :func:`rows_direct`, four rows per pass."""
+cdef void rows_direct(const Geom* g, const T* xb, const int64_t* roff, Py_ssize_t nr,
+                      T* acc, Py_ssize_t c0, Py_ssize_t c1, bint init, bint omit,
+                      Dir tag) noexcept nogil:
+    """Fold ``nr`` (1 to 4) data rows at ``xb + roff[:nr]`` into the interior
+    outputs ``[c0, c1)``, no tables: two- or four-row loops, chosen by compile-time
+    tags.  A short pass repeats its last row: an extremum is idempotent.
+    """
+    cdef const T* r0 = xb + roff[0]
+    cdef const T* r1 = xb + roff[1 if nr > 1 else 0]
+    cdef const T* r2 = xb + roff[2 if nr > 2 else nr - 1]
+    cdef const T* r3 = xb + roff[3 if nr > 3 else nr - 1]
     cdef InitTag first
     cdef FoldTag later
     cdef PropTag prop
     cdef OmitTag omitted
-    if omit:
+    if nr <= 2:
+        if omit:
+            if init:
+                rows_direct_as(g, r0, r1, acc, c0, c1, first, omitted, tag)
+            else:
+                rows_direct_as(g, r0, r1, acc, c0, c1, later, omitted, tag)
+        elif init:
+            rows_direct_as(g, r0, r1, acc, c0, c1, first, prop, tag)
+        else:
+            rows_direct_as(g, r0, r1, acc, c0, c1, later, prop, tag)
+    elif omit:
         if init:
             rows4_direct_as(g, r0, r1, r2, r3, acc, c0, c1, first, omitted, tag)
         else:
             rows4_direct_as(g, r0, r1, r2, r3, acc, c0, c1, later, omitted, tag)
+    elif init:
+        rows4_direct_as(g, r0, r1, r2, r3, acc, c0, c1, first, prop, tag)
     else:
-        if init:
-            rows4_direct_as(g, r0, r1, r2, r3, acc, c0, c1, first, prop, tag)
-        else:
-            rows4_direct_as(g, r0, r1, r2, r3, acc, c0, c1, later, prop, tag)
-
-
-cdef void rows_direct(const Geom* g, const T* r0, const T* r1, T* acc, Py_ssize_t c0,
-                      Py_ssize_t c1, bint init, bint omit, Dir tag) noexcept nogil:
-    """Fold two data rows into the interior outputs ``[c0, c1)``, no tables.
-
-    Pass the same row twice for an odd one out: an extremum is idempotent.
-    """
-    cdef InitTag first
-    cdef FoldTag later
-    cdef PropTag prop
-    cdef OmitTag omitted
-    if omit:
-        if init:
-            rows_direct_as(g, r0, r1, acc, c0, c1, first, omitted, tag)
-        else:
-            rows_direct_as(g, r0, r1, acc, c0, c1, later, omitted, tag)
-    else:
-        if init:
-            rows_direct_as(g, r0, r1, acc, c0, c1, first, prop, tag)
-        else:
-            rows_direct_as(g, r0, r1, acc, c0, c1, later, prop, tag)
+        rows4_direct_as(g, r0, r1, r2, r3, acc, c0, c1, later, prop, tag)
 
 
 cdef int engine(const Geom* g, const T* x, T* out, int64_t* iout, bint want_idx,
@@ -306,26 +300,15 @@ cdef int engine(const Geom* g, const T* x, T* out, int64_t* iout, bint want_idx,
                                acc, idx, omit, False, nd, tag)
                     row_tables(g, xb + roff[r], rflat[r], False, cval, g.hi, W,
                                acc, idx, omit, False, nd, tag)
-                # Interior, block by block with the next block prefetched: up to
-                # four rows per pass; an extremum is idempotent, so a short pass
-                # repeats its last row.
+                # Interior, block by block with the next block prefetched, up to
+                # four rows per pass.
                 c0 = g.lo
                 while c0 < g.hi:
                     c1 = min(c0 + blk, g.hi)
                     prefetch_block(g, xb, roff, nrows, c1, min(c1 + blk, g.hi))
-                    r = 0
-                    while r < nrows:
-                        if nrows - r >= 3:
-                            rows4_direct(g, xb + roff[r], xb + roff[r + 1],
-                                         xb + roff[r + 2],
-                                         xb + roff[r + 3 if nrows - r >= 4 else r + 2],
-                                         acc, c0, c1, r == 0, omit, tag)
-                            r += 4
-                        else:
-                            rows_direct(g, xb + roff[r],
-                                        xb + roff[r + 1 if nrows - r >= 2 else r],
-                                        acc, c0, c1, r == 0, omit, tag)
-                            r += 2
+                    for r in range(0, nrows, 4):
+                        rows_direct(g, xb, roff + r, min(4, nrows - r), acc, c0, c1,
+                                    r == 0, omit, tag)
                     c0 = c1
             else:
                 for r in range(nrows):
