@@ -30,10 +30,10 @@ DIRECTIVES = {
     "freethreading_compatible": True,
 }
 
-EXTENSIONS = ["_openmp", "_extremum", "_sums", "_unpool"]
+EXTENSIONS = ["_openmp", "_extremum", "_sums", "_order", "_unpool"]
 # Also built with -mavx2 as <name>_avx2 (chosen at import where the CPU has AVX2).
 # No -mfma: contracting a*b+c would change float results between the builds.
-AVX2_EXTENSIONS = ["_extremum", "_sums"]
+AVX2_EXTENSIONS = ["_extremum", "_sums", "_order"]
 X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
 
 

@@ -22,3 +22,4 @@ def _load(name):
 
 extremum, SIMD = _load("_extremum")
 sums, _ = _load("_sums")
+order, _ = _load("_order")

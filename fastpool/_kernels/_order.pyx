@@ -1,0 +1,767 @@
+"""Order statistics (rank, median, percentile) and mode pooling over the shared geometry.
+
+The traversal is the extremum family's: one output row per iteration, its window
+rows from :func:`collect_rows`.  Each output is a *selection*, so values never pass
+through another type and every dtype stays exact.
+
+Three ways to reduce a window, fastest first:
+
+* register networks for the windows users run most on 2-D rows (2x2 rank of 4,
+  3x3 median, 2x2 mode): min/max and compare/select across output columns, which
+  the compiler vectorises;
+* *lanes* for any other full interior window of up to ``MAX_LANE_WINDOW`` samples:
+  the window samples of up to ``LANES`` neighbouring outputs are gathered into a
+  transposed block (sample-major), then a comparator network (computed in Python:
+  Batcher's sort, pruned to the comparators the wanted rank depends on) or the
+  mode counting runs across the block, again vectorised across outputs;
+* a scalar path for everything else (edge windows, cval rows, nodata, windows with
+  NaN under 'omit', big windows): gather the window's valid samples, then
+  introselect (rank) or sort and count runs (mode).
+
+NaN: the fast paths flag NaN per output; under 'propagate' a flagged output is NaN,
+under 'omit' it is recomputed by the scalar path.
+
+Mode runs on integer keys: float input is viewed by the caller as signed integers
+of the same width and ``key_mask`` turns those bits into keys that order like the
+floats (-0.0 below +0.0, bitwise equality).  The transform is its own inverse.
+"""
+
+from cython.parallel cimport parallel, prange, threadid
+from libc.stdlib cimport free
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.math cimport NAN
+
+cimport numpy as cnp
+
+from ._common cimport (EXCLUDED, aligned_alloc, Geom, T, collect_rows, make_geom,
+                       select)
+
+cnp.import_array()
+
+cdef enum:
+    LANES = 64
+    MAX_LANE_WINDOW = 64
+    MODE_COUNT_WINDOW = 8   # mode by pairwise comparisons up to here, sort above
+    SMALL_SORT = 24         # insertion sort below this many values
+
+# Which order statistic a rank kernel computes.
+cpdef enum RankKind:
+    RANK_FIXED = 0
+    RANK_MEDIAN = 1
+    RANK_PERCENTILE = 2
+
+
+cdef struct RankSpec:
+    int kind
+    int64_t rank
+    double percentile
+
+
+cdef inline Py_ssize_t rank_of(const RankSpec* s, Py_ssize_t n) noexcept nogil:
+    """The rank wanted from ``n`` values (scipy.ndimage's rules), clamped to them."""
+    cdef int64_t r
+    if s.kind == RANK_MEDIAN:
+        r = n // 2
+    elif s.kind == RANK_PERCENTILE:
+        r = n - 1 if s.percentile >= 100.0 else <int64_t>(<double>n * s.percentile / 100.0)
+    else:
+        r = s.rank if s.rank >= 0 else n + s.rank
+    if r < 0:
+        r = 0
+    if r > n - 1:
+        r = n - 1
+    return r
+
+
+cdef inline T tmin(T a, T b) noexcept nogil:
+    return select(b < a, b, a)
+
+
+cdef inline T tmax(T a, T b) noexcept nogil:
+    return select(a < b, b, a)
+
+
+cdef inline T med3(T a, T b, T c) noexcept nogil:
+    return tmax(tmin(a, b), tmin(tmax(a, b), c))
+
+
+cdef inline bint is_nan(T v) noexcept nogil:
+    if T is float or T is double:
+        return v != v
+    else:
+        return False
+
+
+# --------------------------------------------------------------------------- keys
+
+cdef inline T flip(T v, T key_mask) noexcept nogil:
+    """Float bits <-> ordered integer keys (``key_mask`` 0: the identity)."""
+    if T is int32_t:
+        return v ^ ((v >> 31) & key_mask)
+    elif T is int64_t:
+        return v ^ ((v >> 63) & key_mask)
+    else:
+        return v
+
+
+cdef struct KeyInfo:
+    # Keys above ``nan_hi`` or below ``nan_lo`` are NaN (never, for integer input).
+    int64_t mask
+    int64_t nan_lo
+    int64_t nan_hi
+
+
+cdef inline bint key_is_nan(T k, const KeyInfo* ki) noexcept nogil:
+    if T is int32_t or T is int64_t:
+        return k > ki.nan_hi or k < ki.nan_lo
+    else:
+        return False
+
+
+# --------------------------------------------------------------------------- scalar
+
+cdef inline void swap(T* v, Py_ssize_t i, Py_ssize_t j) noexcept nogil:
+    cdef T t = v[i]
+    v[i] = v[j]
+    v[j] = t
+
+
+cdef void insertion_sort(T* v, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef T t
+    for i in range(1, n):
+        t = v[i]
+        j = i - 1
+        while j >= 0 and t < v[j]:
+            v[j + 1] = v[j]
+            j -= 1
+        v[j + 1] = t
+
+
+cdef void sift_down(T* v, Py_ssize_t root, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t child
+    while True:
+        child = 2 * root + 1
+        if child >= n:
+            return
+        if child + 1 < n and v[child] < v[child + 1]:
+            child += 1
+        if not (v[root] < v[child]):
+            return
+        swap(v, root, child)
+        root = child
+
+
+cdef void heap_sort(T* v, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n // 2 - 1, -1, -1):
+        sift_down(v, i, n)
+    for i in range(n - 1, 0, -1):
+        swap(v, 0, i)
+        sift_down(v, 0, i)
+
+
+cdef void sort_values(T* v, Py_ssize_t n) noexcept nogil:
+    if n < SMALL_SORT:
+        insertion_sort(v, n)
+    else:
+        heap_sort(v, n)
+
+
+cdef T select_rank(T* v, Py_ssize_t n, Py_ssize_t r) noexcept nogil:
+    """The value of rank ``r`` of ``v[:n]`` (NaN-free), reordering ``v``.
+
+    Introselect: Hoare partitions around a median of three, with a heap sort of
+    what is left once the partitions stop shrinking fast enough (O(n log n)
+    worst case, no recursion).
+    """
+    cdef Py_ssize_t lo = 0, hi = n - 1, i, j, mid, depth = 8
+    cdef Py_ssize_t m = n
+    cdef T pivot
+    while m > 1:
+        depth += 2
+        m >>= 1
+    while hi > lo:
+        if hi - lo < SMALL_SORT:
+            insertion_sort(v + lo, hi - lo + 1)
+            break
+        if depth == 0:
+            heap_sort(v + lo, hi - lo + 1)
+            break
+        depth -= 1
+        mid = lo + (hi - lo) // 2
+        if v[mid] < v[lo]:
+            swap(v, mid, lo)
+        if v[hi] < v[lo]:
+            swap(v, hi, lo)
+        if v[hi] < v[mid]:
+            swap(v, hi, mid)
+        pivot = v[mid]
+        i = lo
+        j = hi
+        while i <= j:
+            while v[i] < pivot:
+                i += 1
+            while pivot < v[j]:
+                j -= 1
+            if i <= j:
+                swap(v, i, j)
+                i += 1
+                j -= 1
+        if r <= j:
+            hi = j
+        elif r >= i:
+            lo = i
+        else:
+            break
+    return v[r]
+
+
+cdef T mode_of_sorted(const T* v, Py_ssize_t n) noexcept nogil:
+    """Most frequent value of sorted ``v[:n]``; the first (smallest) on ties."""
+    cdef Py_ssize_t j, run = 1, best_run = 1
+    cdef T best = v[0]
+    for j in range(1, n):
+        run = run + 1 if v[j] == v[j - 1] else 1
+        if run > best_run:
+            best_run = run
+            best = v[j]
+    return best
+
+
+cdef Py_ssize_t gather(const Geom* g, const T* xb, const int64_t* roff,
+                       const char* rcv, Py_ssize_t nrows, Py_ssize_t w, T* vals,
+                       bint omit, bint has_nd, T nd, T cval, bint* saw_nan,
+                       const KeyInfo* ki) noexcept nogil:
+    """The valid samples of output column ``w`` into ``vals`` (keys when ``ki``);
+    returns how many.  ``saw_nan``: a NaN was in the window (kept unless 'omit')."""
+    cdef const int64_t* tab = g.tables + g.tab_off[g.d - 1] + w * g.k
+    cdef Py_ssize_t r, j, n = 0
+    cdef int64_t e
+    cdef T v
+    cdef bint nan
+    for r in range(nrows):
+        for j in range(g.k):
+            e = tab[j]
+            if e == EXCLUDED:
+                continue
+            if e < EXCLUDED or rcv[r]:
+                v = cval
+            else:
+                v = xb[roff[r] + e * g.sc]
+            if has_nd and v == nd:
+                continue
+            if ki != NULL:
+                v = flip(v, <T>ki.mask)
+                nan = key_is_nan(v, ki)
+            else:
+                nan = is_nan(v)
+            if nan:
+                saw_nan[0] = True
+                if omit:
+                    continue
+            vals[n] = v
+            n += 1
+    return n
+
+
+cdef T nan_value(T kind, const KeyInfo* ki) noexcept nogil:
+    """A NaN of the result type (for keys: a quiet NaN's bits)."""
+    if T is float or T is double:
+        return NAN
+    elif T is int32_t:
+        return <T>0x7FC00000 if ki != NULL and ki.mask != 0 else 0
+    elif T is int64_t:
+        return <T>0x7FF8000000000000 if ki != NULL and ki.mask != 0 else 0
+    else:
+        return 0
+
+
+cdef void scalar_column(const Geom* g, const T* xb, const int64_t* roff,
+                        const char* rcv, Py_ssize_t nrows, Py_ssize_t w, T* vals,
+                        T* op, int64_t os, const RankSpec* spec, bint omit,
+                        bint has_nd, T nd, T cval, const KeyInfo* ki) noexcept nogil:
+    """One output by the scalar path: rank (``ki`` NULL) or mode (``ki`` set)."""
+    cdef bint saw_nan = False
+    cdef Py_ssize_t n = gather(g, xb, roff, rcv, nrows, w, vals, omit, has_nd, nd, cval,
+                               &saw_nan, ki)
+    cdef T res
+    if saw_nan and not omit:
+        res = nan_value(cval, ki)
+        op[w * os] = res
+        return
+    if n == 0:
+        # Only missing samples: nodata if there is one, else (all NaN) NaN.
+        op[w * os] = nd if has_nd else nan_value(cval, ki)
+        return
+    if ki == NULL:
+        res = select_rank(vals, n, rank_of(spec, n))
+    else:
+        sort_values(vals, n)
+        res = flip(mode_of_sorted(vals, n), <T>ki.mask)
+    op[w * os] = res
+
+
+# --------------------------------------------------------------------------- registers
+
+cdef inline T rank4(T a, T b, T c, T d, Py_ssize_t r) noexcept nogil:
+    """Rank ``r`` of four values: six min/max for the two middle ranks."""
+    cdef T lo1 = tmin(a, b), hi1 = tmax(a, b), lo2 = tmin(c, d), hi2 = tmax(c, d)
+    cdef T m1, m2
+    if r == 0:
+        return tmin(lo1, lo2)
+    if r == 3:
+        return tmax(hi1, hi2)
+    m1 = tmax(lo1, lo2)
+    m2 = tmin(hi1, hi2)
+    return tmin(m1, m2) if r == 1 else tmax(m1, m2)
+
+
+cdef inline bint nan4(T a, T b, T c, T d) noexcept nogil:
+    return is_nan(a) | is_nan(b) | is_nan(c) | is_nan(d)
+
+
+cdef bint rank2x2_row(const T* q0, const T* q1, int64_t jump, Py_ssize_t r, T* op,
+                      int64_t os, Py_ssize_t n) noexcept nogil:
+    """Rank ``r`` of each 2x2 window of rows ``q0``/``q1`` into ``op[:n]``; returns
+    whether a window held NaN (its output is then NaN)."""
+    cdef Py_ssize_t i
+    cdef T a, b, c, d, res
+    cdef bint nan, any_nan = False
+    cdef T qnan = nan_value(<T>0, NULL)
+    if jump == 2 and os == 1:
+        for i in range(n):
+            a = q0[2 * i]
+            b = q0[2 * i + 1]
+            c = q1[2 * i]
+            d = q1[2 * i + 1]
+            res = rank4(a, b, c, d, r)
+            if T is float or T is double:
+                nan = nan4(a, b, c, d)
+                any_nan = any_nan | nan
+                res = select(nan, qnan, res)
+            op[i] = res
+    else:
+        for i in range(n):
+            a = q0[i * jump]
+            b = q0[i * jump + 1]
+            c = q1[i * jump]
+            d = q1[i * jump + 1]
+            res = rank4(a, b, c, d, r)
+            if T is float or T is double:
+                nan = nan4(a, b, c, d)
+                any_nan = any_nan | nan
+                res = select(nan, qnan, res)
+            op[i * os] = res
+    return any_nan
+
+
+cdef inline T median9(const T* q0, const T* q1, const T* q2, int64_t o) noexcept nogil:
+    """Median of the 3x3 window whose top-left sample is at offset ``o``: sort each
+    column, then the median of (max of lows, median of middles, min of highs)."""
+    cdef T a0 = q0[o], b0 = q1[o], c0 = q2[o]
+    cdef T a1 = q0[o + 1], b1 = q1[o + 1], c1 = q2[o + 1]
+    cdef T a2 = q0[o + 2], b2 = q1[o + 2], c2 = q2[o + 2]
+    cdef T l0 = tmin(a0, b0), h0 = tmax(a0, b0)
+    cdef T l1 = tmin(a1, b1), h1 = tmax(a1, b1)
+    cdef T l2 = tmin(a2, b2), h2 = tmax(a2, b2)
+    # column i sorted: (min(l, c), med(l, h, c), max(h, c)) with l <= h
+    cdef T lo0 = tmin(l0, c0), mi0 = tmax(l0, tmin(h0, c0)), hi0 = tmax(h0, c0)
+    cdef T lo1 = tmin(l1, c1), mi1 = tmax(l1, tmin(h1, c1)), hi1 = tmax(h1, c1)
+    cdef T lo2 = tmin(l2, c2), mi2 = tmax(l2, tmin(h2, c2)), hi2 = tmax(h2, c2)
+    return med3(tmax(tmax(lo0, lo1), lo2), med3(mi0, mi1, mi2),
+                tmin(tmin(hi0, hi1), hi2))
+
+
+cdef inline bint nan9(const T* q0, const T* q1, const T* q2, int64_t o) noexcept nogil:
+    return (nan4(q0[o], q0[o + 1], q0[o + 2], q1[o]) | nan4(q1[o + 1], q1[o + 2], q2[o],
+            q2[o + 1]) | is_nan(q2[o + 2]))
+
+
+cdef bint median3x3_row(const T* q0, const T* q1, const T* q2, int64_t jump, T* op,
+                        int64_t os, Py_ssize_t n) noexcept nogil:
+    """Median of each 3x3 window (columns adjacent) into ``op[:n]``; returns whether
+    a window held NaN (its output is then NaN)."""
+    cdef Py_ssize_t i
+    cdef T res
+    cdef bint nan, any_nan = False
+    cdef T qnan = nan_value(<T>0, NULL)
+    if jump == 2 and os == 1:
+        for i in range(n):
+            res = median9(q0, q1, q2, 2 * i)
+            if T is float or T is double:
+                nan = nan9(q0, q1, q2, 2 * i)
+                any_nan = any_nan | nan
+                res = select(nan, qnan, res)
+            op[i] = res
+    else:
+        for i in range(n):
+            res = median9(q0, q1, q2, i * jump)
+            if T is float or T is double:
+                nan = nan9(q0, q1, q2, i * jump)
+                any_nan = any_nan | nan
+                res = select(nan, qnan, res)
+            op[i * os] = res
+    return any_nan
+
+
+cdef inline T better_mode(T best, T bc, T v, T c) noexcept nogil:
+    """Whether value ``v`` seen ``c`` times beats ``best`` seen ``bc`` times."""
+    return (c > bc) | ((c == bc) & (v < best))
+
+
+cdef inline T mode4(T a, T b, T c, T d) noexcept nogil:
+    """Mode of four keys, ties to the smallest: six comparisons, no sort."""
+    cdef T ab = a == b, ac = a == c, ad = a == d, bc = b == c, bd = b == d, cd = c == d
+    cdef T na = ab + ac + ad, nb = ab + bc + bd, nc = ac + bc + cd, nd = ad + bd + cd
+    cdef T best = a, bn = na, t
+    t = better_mode(best, bn, b, nb)
+    best = select(t != 0, b, best)
+    bn = select(t != 0, nb, bn)
+    t = better_mode(best, bn, c, nc)
+    best = select(t != 0, c, best)
+    bn = select(t != 0, nc, bn)
+    t = better_mode(best, bn, d, nd)
+    best = select(t != 0, d, best)
+    return best
+
+
+cdef bint mode2x2_row(const T* q0, const T* q1, int64_t jump, T* op, int64_t os,
+                      Py_ssize_t n, const KeyInfo* ki) noexcept nogil:
+    """Mode of each 2x2 window into ``op[:n]``; returns whether a window held NaN
+    (its output is then NaN)."""
+    cdef Py_ssize_t i
+    cdef T a, b, c, d, res
+    cdef T m = <T>ki.mask
+    cdef T qnan = nan_value(<T>0, ki)
+    cdef bint nan, any_nan = False
+    cdef bint float_keys = ki.mask != 0
+    if jump == 2 and os == 1 and not float_keys:
+        for i in range(n):
+            op[i] = mode4(q0[2 * i], q0[2 * i + 1], q1[2 * i], q1[2 * i + 1])
+        return False
+    for i in range(n):
+        a = flip(q0[i * jump], m)
+        b = flip(q0[i * jump + 1], m)
+        c = flip(q1[i * jump], m)
+        d = flip(q1[i * jump + 1], m)
+        res = flip(mode4(a, b, c, d), m)
+        if T is int32_t or T is int64_t:
+            nan = (key_is_nan(a, ki) | key_is_nan(b, ki) | key_is_nan(c, ki)
+                   | key_is_nan(d, ki))
+            any_nan = any_nan | nan
+            res = select(nan, qnan, res)
+        op[i * os] = res
+    return any_nan
+
+
+# --------------------------------------------------------------------------- lanes
+
+cdef void lanes_gather(const Geom* g, const T* xb, const int64_t* roff,
+                       Py_ssize_t nrows, Py_ssize_t c0, Py_ssize_t nl, T* L,
+                       const KeyInfo* ki) noexcept nogil:
+    """Samples of interior outputs ``[c0, c0 + nl)`` into ``L`` (sample-major)."""
+    cdef Py_ssize_t r, j, i, s = 0
+    cdef int64_t jump = g.s * g.sc
+    cdef const T* src
+    cdef T* dst
+    cdef T m = <T>ki.mask if ki != NULL else 0
+    for r in range(nrows):
+        for j in range(g.k):
+            src = xb + roff[r] + (c0 * g.s - g.p + j * g.dil) * g.sc
+            dst = L + s * LANES
+            if m != 0:
+                for i in range(nl):
+                    dst[i] = flip(src[i * jump], m)
+            elif jump == 1:
+                for i in range(nl):
+                    dst[i] = src[i]
+            elif jump == 2:
+                for i in range(nl):
+                    dst[i] = src[2 * i]
+            else:
+                for i in range(nl):
+                    dst[i] = src[i * jump]
+            s += 1
+
+
+cdef void lanes_nan(const T* L, Py_ssize_t n, Py_ssize_t nl, char* flags,
+                    const KeyInfo* ki) noexcept nogil:
+    """``flags[i]``: output ``i`` of the block has a NaN among its ``n`` samples."""
+    cdef Py_ssize_t s, i
+    for i in range(nl):
+        flags[i] = 0
+    if T is float or T is double:
+        for s in range(n):
+            for i in range(nl):
+                flags[i] = flags[i] | (L[s * LANES + i] != L[s * LANES + i])
+    elif T is int32_t or T is int64_t:
+        if ki != NULL and ki.mask != 0:
+            for s in range(n):
+                for i in range(nl):
+                    flags[i] = flags[i] | key_is_nan(L[s * LANES + i], ki)
+
+
+cdef void lanes_network(T* L, const int32_t* pairs, Py_ssize_t npairs,
+                        Py_ssize_t nl) noexcept nogil:
+    """Apply the comparator network ``pairs`` to every lane."""
+    cdef Py_ssize_t c, i
+    cdef T* a
+    cdef T* b
+    cdef T lo, hi
+    for c in range(npairs):
+        a = L + pairs[2 * c] * LANES
+        b = L + pairs[2 * c + 1] * LANES
+        for i in range(nl):
+            lo = tmin(a[i], b[i])
+            hi = tmax(a[i], b[i])
+            a[i] = lo
+            b[i] = hi
+
+
+cdef void lanes_mode(T* L, T* cnt, Py_ssize_t n, const int32_t* pairs,
+                     Py_ssize_t npairs, Py_ssize_t nl) noexcept nogil:
+    """Mode of every lane into ``L[:nl]`` (row 0), ties to the smallest.  Small
+    windows count equal pairs; larger ones sort (``pairs``) and count runs."""
+    cdef Py_ssize_t s, t, i
+    cdef T* best = L
+    cdef T* bc = cnt
+    cdef T* run = cnt + LANES
+    cdef T e, v, c, better
+    if n <= MODE_COUNT_WINDOW:
+        for s in range(n):
+            for i in range(nl):
+                cnt[s * LANES + i] = 0
+        for s in range(n):
+            for t in range(s + 1, n):
+                for i in range(nl):
+                    e = L[s * LANES + i] == L[t * LANES + i]
+                    cnt[s * LANES + i] = cnt[s * LANES + i] + e
+                    cnt[t * LANES + i] = cnt[t * LANES + i] + e
+        for s in range(1, n):
+            for i in range(nl):
+                v = L[s * LANES + i]
+                c = cnt[s * LANES + i]
+                better = better_mode(best[i], bc[i], v, c)
+                best[i] = select(better != 0, v, best[i])
+                bc[i] = select(better != 0, c, bc[i])
+        return
+    lanes_network(L, pairs, npairs, nl)
+    for i in range(nl):
+        bc[i] = 1
+        run[i] = 1
+    for s in range(1, n):
+        for i in range(nl):
+            v = L[s * LANES + i]
+            c = select(v == L[(s - 1) * LANES + i], run[i] + 1, <T>1)
+            run[i] = c
+            better = c > bc[i]
+            best[i] = select(better != 0, v, best[i])
+            bc[i] = select(better != 0, c, bc[i])
+
+
+# --------------------------------------------------------------------------- engine
+
+cdef inline Py_ssize_t lines(Py_ssize_t nbytes) noexcept nogil:
+    """``nbytes`` rounded up to whole 64-byte lines."""
+    return (nbytes + 63) & ~(<Py_ssize_t>63)
+
+
+cdef struct Plan:
+    # What the fast paths of one call can do (decided once, before the rows).
+    int fast          # 0 none, 1 registers 2x2, 2 registers 3x3 median, 3 lanes
+    Py_ssize_t n      # samples of a full window
+    Py_ssize_t r      # rank of a full window (rank kernels)
+    const int32_t* pairs
+    Py_ssize_t npairs
+
+
+cdef int engine(const Geom* g, const T* x, T* out, const RankSpec* spec,
+                const KeyInfo* ki, const Plan* plan, bint omit, bint has_nd, T nd,
+                T cval, int nthreads) noexcept nogil:
+    """Pool every output row; ``ki`` NULL: rank kernel, else mode kernel.  Returns
+    -1 when the scratch memory is not there."""
+    cdef Py_ssize_t total = g.nbatch * g.nrows_out, t, b, orow, r, w, nrows, c0, nl, i
+    cdef Py_ssize_t W = g.W, window = g.max_rows * g.k
+    cdef Py_ssize_t chunk = max(1, total // (8 * nthreads))
+    cdef int64_t oo, io, os = g.out_stride[g.d]
+    cdef const T* xb
+    cdef T* op
+    cdef int64_t* roff
+    cdef int64_t* rflat
+    cdef char* rcv
+    cdef char* flags
+    cdef T* vals
+    cdef T* L
+    cdef T* cnt
+    cdef char* mine
+    cdef bint direct, any_nan
+    # One block per thread: lanes and their counts, the window's values, the
+    # window rows and the NaN flags of a lane block.
+    cdef Py_ssize_t lane_bytes = lines((plan.n if plan.fast == 3 else 0) * LANES * sizeof(T))
+    cdef Py_ssize_t vals_at = 2 * lane_bytes
+    cdef Py_ssize_t roff_at = vals_at + lines(window * sizeof(T))
+    cdef Py_ssize_t rcv_at = roff_at + 2 * lines(g.max_rows * 8)
+    cdef Py_ssize_t flags_at = rcv_at + lines(g.max_rows)
+    cdef Py_ssize_t per_thread = flags_at + lines(LANES)
+    cdef char* scratch = <char*>aligned_alloc(64, per_thread * nthreads)
+    if scratch == NULL:
+        return -1
+    with parallel(num_threads=nthreads):
+        mine = scratch + threadid() * per_thread
+        L = <T*>mine
+        cnt = <T*>(mine + lane_bytes)
+        vals = <T*>(mine + vals_at)
+        roff = <int64_t*>(mine + roff_at)
+        rflat = roff + lines(g.max_rows * 8) // 8
+        rcv = mine + rcv_at
+        flags = mine + flags_at
+        for t in prange(total, schedule="dynamic", chunksize=chunk):
+            b = t // g.nrows_out
+            orow = t - b * g.nrows_out
+            oo = 0
+            io = 0
+            nrows = collect_rows(g, orow, roff, rflat, rcv, &oo, &io)
+            xb = x + b * g.in_stride[0]
+            op = out + b * g.out_stride[0] + oo
+            direct = plan.fast != 0 and not has_nd and nrows == g.max_rows
+            for r in range(nrows):
+                direct = direct and not rcv[r]
+            if not direct:
+                for w in range(W):
+                    scalar_column(g, xb, roff, rcv, nrows, w, vals, op, os, spec, omit,
+                                  has_nd, nd, cval, ki)
+                continue
+            for w in range(g.lo):
+                scalar_column(g, xb, roff, rcv, nrows, w, vals, op, os, spec, omit,
+                              has_nd, nd, cval, ki)
+            for w in range(g.hi, W):
+                scalar_column(g, xb, roff, rcv, nrows, w, vals, op, os, spec, omit,
+                              has_nd, nd, cval, ki)
+            if plan.fast == 3:
+                c0 = g.lo
+                while c0 < g.hi:
+                    nl = min(<Py_ssize_t>LANES, g.hi - c0)
+                    lanes_gather(g, xb, roff, nrows, c0, nl, L, ki)
+                    lanes_nan(L, plan.n, nl, flags, ki)
+                    if ki == NULL:
+                        lanes_network(L, plan.pairs, plan.npairs, nl)
+                        for i in range(nl):
+                            op[(c0 + i) * os] = L[plan.r * LANES + i]
+                    else:
+                        lanes_mode(L, cnt, plan.n, plan.pairs, plan.npairs, nl)
+                        for i in range(nl):
+                            op[(c0 + i) * os] = flip(L[i], <T>ki.mask)
+                    for i in range(nl):
+                        if flags[i]:
+                            if omit:
+                                scalar_column(g, xb, roff, rcv, nrows, c0 + i, vals, op,
+                                              os, spec, omit, has_nd, nd, cval, ki)
+                            else:
+                                op[(c0 + i) * os] = nan_value(cval, ki)
+                    c0 = c0 + nl
+                continue
+            any_nan = False
+            if g.hi > g.lo:
+                i = (g.lo * g.s - g.p) * g.sc
+                if ki != NULL:
+                    any_nan = mode2x2_row(xb + roff[0] + i, xb + roff[1] + i,
+                                          g.s * g.sc, op + g.lo * os, os, g.hi - g.lo, ki)
+                elif plan.fast == 1:
+                    any_nan = rank2x2_row(xb + roff[0] + i, xb + roff[1] + i, g.s * g.sc,
+                                          plan.r, op + g.lo * os, os, g.hi - g.lo)
+                else:
+                    any_nan = median3x3_row(xb + roff[0] + i, xb + roff[1] + i,
+                                            xb + roff[2] + i, g.s * g.sc,
+                                            op + g.lo * os, os, g.hi - g.lo)
+            if any_nan and omit:
+                # Rare: redo the row's interior, the scalar path skips the NaNs.
+                for w in range(g.lo, g.hi):
+                    scalar_column(g, xb, roff, rcv, nrows, w, vals, op, os, spec, omit,
+                                  has_nd, nd, cval, ki)
+    free(scratch)
+    return 0
+
+
+cdef inline Plan make_plan(const Geom* g, int fast, Py_ssize_t r,
+                           const int32_t[::1] pairs) noexcept:
+    cdef Plan p
+    p.fast = fast
+    p.n = g.max_rows * g.k
+    p.r = r
+    p.pairs = &pairs[0] if pairs.shape[0] else NULL
+    p.npairs = pairs.shape[0] // 2
+    return p
+
+
+def rank(const T[:] dtype_tag, cnp.ndarray x, cnp.ndarray out,
+         const int64_t[::1] tables, const int64_t[::1] tab_off,
+         const int64_t[::1] width, const int64_t[::1] out_len,
+         const int64_t[::1] interior, int kind, int64_t rank_value, double percentile,
+         int fast, Py_ssize_t full_rank, const int32_t[::1] pairs, bint omit,
+         object nodata, object cval, int nthreads):
+    """Order statistic of each window of ``x`` (batch, *pooled) into ``out``.
+
+    ``fast`` names the fast path the caller found applicable to full interior
+    windows (0 none, 1 2x2 registers, 2 3x3 median registers, 3 lanes with the
+    comparator network ``pairs``); ``full_rank`` is the rank of a full window.
+    Inputs are trusted: fastpool._order validates them.
+    """
+    cdef Geom g = make_geom(x, out, None, tables, tab_off, width, out_len, interior)
+    cdef RankSpec spec
+    spec.kind = kind
+    spec.rank = rank_value
+    spec.percentile = percentile
+    cdef Plan plan = make_plan(&g, fast, full_rank, pairs)
+    cdef T nd = nodata if nodata is not None else 0
+    cdef T cv = cval
+    cdef bint has_nd = nodata is not None
+    cdef int rc
+    with nogil:
+        rc = engine(&g, <const T*>cnp.PyArray_DATA(x), <T*>cnp.PyArray_DATA(out), &spec,
+                    NULL, &plan, omit, has_nd, nd, cv, nthreads)
+    if rc:
+        raise MemoryError("fastpool: no memory for the per-thread buffers")
+
+
+def mode(const T[:] dtype_tag, cnp.ndarray x, cnp.ndarray out,
+         const int64_t[::1] tables, const int64_t[::1] tab_off,
+         const int64_t[::1] width, const int64_t[::1] out_len,
+         const int64_t[::1] interior, bint float_keys, int fast,
+         const int32_t[::1] pairs, bint omit, object nodata, object cval,
+         int nthreads):
+    """Most frequent value of each window of ``x`` (batch, *pooled) into ``out``.
+
+    Integer dtypes only; float input comes as signed integers of its width with
+    ``float_keys`` set (``nodata``/``cval`` as their bits).  ``fast``: 0 none,
+    1 2x2 registers, 3 lanes (``pairs`` sorts a full window).
+    """
+    cdef Geom g = make_geom(x, out, None, tables, tab_off, width, out_len, interior)
+    cdef RankSpec spec
+    cdef KeyInfo ki
+    cdef Plan plan = make_plan(&g, fast, 0, pairs)
+    cdef T nd = nodata if nodata is not None else 0
+    cdef T cv = cval
+    cdef bint has_nd = nodata is not None
+    cdef int rc
+    ki.mask = 0
+    ki.nan_lo = -0x7FFFFFFFFFFFFFFF - 1
+    ki.nan_hi = 0x7FFFFFFFFFFFFFFF
+    if float_keys:
+        if T is int32_t:
+            ki.mask = 0x7FFFFFFF
+            ki.nan_hi = 0x7F800000
+            ki.nan_lo = -0x7F800001   # the key of -inf, as int32
+        elif T is int64_t:
+            ki.mask = 0x7FFFFFFFFFFFFFFF
+            ki.nan_hi = 0x7FF0000000000000
+            ki.nan_lo = -0x7FF0000000000001
+        else:
+            raise TypeError("float keys need int32 or int64")
+    if T is float or T is double:
+        raise TypeError("mode kernels take integer keys")
+    with nogil:
+        rc = engine(&g, <const T*>cnp.PyArray_DATA(x), <T*>cnp.PyArray_DATA(out), &spec,
+                    &ki, &plan, omit, has_nd, nd, cv, nthreads)
+    if rc:
+        raise MemoryError("fastpool: no memory for the per-thread buffers")
