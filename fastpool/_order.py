@@ -111,6 +111,8 @@ def _fast_path(call, full_rank=None):
     unit = call.kernel_params.dilation[-1] == 1
     if len(widths) >= 2 and rows == 2 and k == 2 and unit:
         return 1, _NO_PAIRS
+    if full_rank is None and rows == 4 and k == 2 and unit:
+        return 4, _NO_PAIRS
     if len(widths) >= 2 and rows == 3 and k == 3 and unit and full_rank == 4:
         return 2, _NO_PAIRS
     if n <= _MAX_LANE_WINDOW:

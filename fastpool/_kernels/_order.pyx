@@ -33,8 +33,8 @@ from libc.math cimport NAN
 
 cimport numpy as cnp
 
-from ._common cimport (EXCLUDED, aligned_alloc, Geom, T, collect_rows, make_geom,
-                       select)
+from ._common cimport (EXCLUDED, aligned_alloc, Geom, T, collect_rows, highest,
+                       lowest, make_geom, select)
 
 cnp.import_array()
 
@@ -105,7 +105,8 @@ cdef inline T flip(T v, T key_mask) noexcept nogil:
 
 
 cdef struct KeyInfo:
-    # Keys above ``nan_hi`` or below ``nan_lo`` are NaN (never, for integer input).
+    # Keys above ``nan_hi`` or below ``nan_lo`` are NaN (for integer input the
+    # bounds are the type's range: nothing is).
     int64_t mask
     int64_t nan_lo
     int64_t nan_hi
@@ -113,7 +114,7 @@ cdef struct KeyInfo:
 
 cdef inline bint key_is_nan(T k, const KeyInfo* ki) noexcept nogil:
     if T is int32_t or T is int64_t:
-        return k > ki.nan_hi or k < ki.nan_lo
+        return (k > <T>ki.nan_hi) | (k < <T>ki.nan_lo)
     else:
         return False
 
@@ -304,27 +305,42 @@ cdef void scalar_column(const Geom* g, const T* xb, const int64_t* roff,
 
 # --------------------------------------------------------------------------- registers
 
-cdef inline T rank4(T a, T b, T c, T d, Py_ssize_t r) noexcept nogil:
-    """Rank ``r`` of four values: six min/max for the two middle ranks."""
+# The rank taken from four values, as a compile-time tag: a runtime rank in the
+# loop body keeps gcc from vectorising the float loops.
+cdef struct Rank0:
+    char _unused
+cdef struct Rank1:
+    char _unused
+cdef struct Rank2:
+    char _unused
+cdef struct Rank3:
+    char _unused
+ctypedef fused RankOf4:
+    Rank0
+    Rank1
+    Rank2
+    Rank3
+
+
+cdef inline T rank4(T a, T b, T c, T d, RankOf4 rank) noexcept nogil:
+    """Rank ``rank`` of four values: at most six min/max."""
     cdef T lo1 = tmin(a, b), hi1 = tmax(a, b), lo2 = tmin(c, d), hi2 = tmax(c, d)
-    cdef T m1, m2
-    if r == 0:
+    if RankOf4 is Rank0:
         return tmin(lo1, lo2)
-    if r == 3:
+    elif RankOf4 is Rank1:
+        return tmin(tmax(lo1, lo2), tmin(hi1, hi2))
+    elif RankOf4 is Rank2:
+        return tmax(tmax(lo1, lo2), tmin(hi1, hi2))
+    else:
         return tmax(hi1, hi2)
-    m1 = tmax(lo1, lo2)
-    m2 = tmin(hi1, hi2)
-    return tmin(m1, m2) if r == 1 else tmax(m1, m2)
 
 
 cdef inline bint nan4(T a, T b, T c, T d) noexcept nogil:
     return is_nan(a) | is_nan(b) | is_nan(c) | is_nan(d)
 
 
-cdef bint rank2x2_row(const T* q0, const T* q1, int64_t jump, Py_ssize_t r, T* op,
-                      int64_t os, Py_ssize_t n) noexcept nogil:
-    """Rank ``r`` of each 2x2 window of rows ``q0``/``q1`` into ``op[:n]``; returns
-    whether a window held NaN (its output is then NaN)."""
+cdef bint rank2x2_as(const T* q0, const T* q1, int64_t jump, T* op, int64_t os,
+                     Py_ssize_t n, RankOf4 rank) noexcept nogil:
     cdef Py_ssize_t i
     cdef T a, b, c, d, res
     cdef bint nan, any_nan = False
@@ -335,7 +351,7 @@ cdef bint rank2x2_row(const T* q0, const T* q1, int64_t jump, Py_ssize_t r, T* o
             b = q0[2 * i + 1]
             c = q1[2 * i]
             d = q1[2 * i + 1]
-            res = rank4(a, b, c, d, r)
+            res = rank4(a, b, c, d, rank)
             if T is float or T is double:
                 nan = nan4(a, b, c, d)
                 any_nan = any_nan | nan
@@ -347,13 +363,31 @@ cdef bint rank2x2_row(const T* q0, const T* q1, int64_t jump, Py_ssize_t r, T* o
             b = q0[i * jump + 1]
             c = q1[i * jump]
             d = q1[i * jump + 1]
-            res = rank4(a, b, c, d, r)
+            res = rank4(a, b, c, d, rank)
             if T is float or T is double:
                 nan = nan4(a, b, c, d)
                 any_nan = any_nan | nan
                 res = select(nan, qnan, res)
             op[i * os] = res
     return any_nan
+
+
+cdef bint rank2x2_row(const T* q0, const T* q1, int64_t jump, Py_ssize_t r, T* op,
+                      int64_t os, Py_ssize_t n) noexcept nogil:
+    """Rank ``r`` of each 2x2 window of rows ``q0``/``q1`` into ``op[:n]``; returns
+    whether a window held NaN (its output is then NaN)."""
+    cdef Rank0 r0
+    cdef Rank1 r1
+    cdef Rank2 r2
+    cdef Rank3 r3
+    if r == 0:
+        return rank2x2_as(q0, q1, jump, op, os, n, r0)
+    elif r == 1:
+        return rank2x2_as(q0, q1, jump, op, os, n, r1)
+    elif r == 2:
+        return rank2x2_as(q0, q1, jump, op, os, n, r2)
+    else:
+        return rank2x2_as(q0, q1, jump, op, os, n, r3)
 
 
 cdef inline T median9(const T* q0, const T* q1, const T* q2, int64_t o) noexcept nogil:
@@ -411,19 +445,16 @@ cdef inline T better_mode(T best, T bc, T v, T c) noexcept nogil:
 
 
 cdef inline T mode4(T a, T b, T c, T d) noexcept nogil:
-    """Mode of four keys, ties to the smallest: six comparisons, no sort."""
-    cdef T ab = a == b, ac = a == c, ad = a == d, bc = b == c, bd = b == d, cd = c == d
-    cdef T na = ab + ac + ad, nb = ab + bc + bd, nc = ac + bc + cd, nd = ad + bd + cd
-    cdef T best = a, bn = na, t
-    t = better_mode(best, bn, b, nb)
-    best = select(t != 0, b, best)
-    bn = select(t != 0, nb, bn)
-    t = better_mode(best, bn, c, nc)
-    best = select(t != 0, c, best)
-    bn = select(t != 0, nc, bn)
-    t = better_mode(best, bn, d, nd)
-    best = select(t != 0, d, best)
-    return best
+    """Mode of four keys, ties to the smallest, without counting: with no equal pair
+    every value is a mode (take the smallest); otherwise the modes are among the
+    values that have an equal partner (one pair, two pairs, a triple or all four),
+    and the smallest of those is the answer in every case."""
+    cdef bint ab = a == b, ac = a == c, ad = a == d, bc = b == c, bd = b == d
+    cdef bint cd = c == d
+    cdef T top = highest(a)
+    cdef T paired = tmin(tmin(select(ab | ac | ad, a, top), select(ab | bc | bd, b, top)),
+                         tmin(select(ac | bc | cd, c, top), select(ad | bd | cd, d, top)))
+    return select(ab | ac | ad | bc | bd | cd, paired, tmin(tmin(a, b), tmin(c, d)))
 
 
 cdef bint mode2x2_row(const T* q0, const T* q1, int64_t jump, T* op, int64_t os,
@@ -432,6 +463,7 @@ cdef bint mode2x2_row(const T* q0, const T* q1, int64_t jump, T* op, int64_t os,
     (its output is then NaN)."""
     cdef Py_ssize_t i
     cdef T a, b, c, d, res
+    cdef KeyInfo kl = ki[0]   # a local copy: stores to op cannot alias it
     cdef T m = <T>ki.mask
     cdef T qnan = nan_value(<T>0, ki)
     cdef bint nan, any_nan = False
@@ -447,8 +479,160 @@ cdef bint mode2x2_row(const T* q0, const T* q1, int64_t jump, T* op, int64_t os,
         d = flip(q1[i * jump + 1], m)
         res = flip(mode4(a, b, c, d), m)
         if T is int32_t or T is int64_t:
-            nan = (key_is_nan(a, ki) | key_is_nan(b, ki) | key_is_nan(c, ki)
-                   | key_is_nan(d, ki))
+            nan = (key_is_nan(a, &kl) | key_is_nan(b, &kl) | key_is_nan(c, &kl)
+                   | key_is_nan(d, &kl))
+            any_nan = any_nan | nan
+            res = select(nan, qnan, res)
+        op[i * os] = res
+    return any_nan
+
+
+cdef inline T mode8(T v0, T v1, T v2, T v3, T v4, T v5, T v6, T v7) noexcept nogil:
+    """Mode of eight keys by pairwise counts (no sort), ties to the smallest.
+    Written out in full: gcc vectorises straight-line code across outputs, not the
+    nested loops it would have to unroll first."""
+    cdef T e, best, bc, better
+    cdef T c0 = 0, c1 = 0, c2 = 0, c3 = 0, c4 = 0, c5 = 0, c6 = 0, c7 = 0
+    e = v0 == v1
+    c0 = c0 + e
+    c1 = c1 + e
+    e = v0 == v2
+    c0 = c0 + e
+    c2 = c2 + e
+    e = v0 == v3
+    c0 = c0 + e
+    c3 = c3 + e
+    e = v0 == v4
+    c0 = c0 + e
+    c4 = c4 + e
+    e = v0 == v5
+    c0 = c0 + e
+    c5 = c5 + e
+    e = v0 == v6
+    c0 = c0 + e
+    c6 = c6 + e
+    e = v0 == v7
+    c0 = c0 + e
+    c7 = c7 + e
+    e = v1 == v2
+    c1 = c1 + e
+    c2 = c2 + e
+    e = v1 == v3
+    c1 = c1 + e
+    c3 = c3 + e
+    e = v1 == v4
+    c1 = c1 + e
+    c4 = c4 + e
+    e = v1 == v5
+    c1 = c1 + e
+    c5 = c5 + e
+    e = v1 == v6
+    c1 = c1 + e
+    c6 = c6 + e
+    e = v1 == v7
+    c1 = c1 + e
+    c7 = c7 + e
+    e = v2 == v3
+    c2 = c2 + e
+    c3 = c3 + e
+    e = v2 == v4
+    c2 = c2 + e
+    c4 = c4 + e
+    e = v2 == v5
+    c2 = c2 + e
+    c5 = c5 + e
+    e = v2 == v6
+    c2 = c2 + e
+    c6 = c6 + e
+    e = v2 == v7
+    c2 = c2 + e
+    c7 = c7 + e
+    e = v3 == v4
+    c3 = c3 + e
+    c4 = c4 + e
+    e = v3 == v5
+    c3 = c3 + e
+    c5 = c5 + e
+    e = v3 == v6
+    c3 = c3 + e
+    c6 = c6 + e
+    e = v3 == v7
+    c3 = c3 + e
+    c7 = c7 + e
+    e = v4 == v5
+    c4 = c4 + e
+    c5 = c5 + e
+    e = v4 == v6
+    c4 = c4 + e
+    c6 = c6 + e
+    e = v4 == v7
+    c4 = c4 + e
+    c7 = c7 + e
+    e = v5 == v6
+    c5 = c5 + e
+    c6 = c6 + e
+    e = v5 == v7
+    c5 = c5 + e
+    c7 = c7 + e
+    e = v6 == v7
+    c6 = c6 + e
+    c7 = c7 + e
+    best = v0
+    bc = c0
+    better = better_mode(best, bc, v1, c1)
+    best = select(better != 0, v1, best)
+    bc = select(better != 0, c1, bc)
+    better = better_mode(best, bc, v2, c2)
+    best = select(better != 0, v2, best)
+    bc = select(better != 0, c2, bc)
+    better = better_mode(best, bc, v3, c3)
+    best = select(better != 0, v3, best)
+    bc = select(better != 0, c3, bc)
+    better = better_mode(best, bc, v4, c4)
+    best = select(better != 0, v4, best)
+    bc = select(better != 0, c4, bc)
+    better = better_mode(best, bc, v5, c5)
+    best = select(better != 0, v5, best)
+    bc = select(better != 0, c5, bc)
+    better = better_mode(best, bc, v6, c6)
+    best = select(better != 0, v6, best)
+    bc = select(better != 0, c6, bc)
+    better = better_mode(best, bc, v7, c7)
+    best = select(better != 0, v7, best)
+    return best
+
+
+cdef bint mode2x2x2_row(const T* q0, const T* q1, const T* q2, const T* q3,
+                        int64_t jump, T* op, int64_t os, Py_ssize_t n,
+                        const KeyInfo* ki) noexcept nogil:
+    """Mode of each window of four rows by two columns (2x2x2 volumes) into
+    ``op[:n]``; returns whether a window held NaN (its output is then NaN)."""
+    cdef Py_ssize_t i
+    cdef T v[8]
+    cdef T res
+    cdef KeyInfo kl = ki[0]   # a local copy: stores to op cannot alias it
+    cdef T m = <T>ki.mask
+    cdef T qnan = nan_value(<T>0, ki)
+    cdef bint nan, any_nan = False
+    if jump == 2 and os == 1 and ki.mask == 0:
+        for i in range(n):
+            op[i] = mode8(q0[2 * i], q0[2 * i + 1], q1[2 * i], q1[2 * i + 1],
+                          q2[2 * i], q2[2 * i + 1], q3[2 * i], q3[2 * i + 1])
+        return False
+    for i in range(n):
+        v[0] = flip(q0[i * jump], m)
+        v[1] = flip(q0[i * jump + 1], m)
+        v[2] = flip(q1[i * jump], m)
+        v[3] = flip(q1[i * jump + 1], m)
+        v[4] = flip(q2[i * jump], m)
+        v[5] = flip(q2[i * jump + 1], m)
+        v[6] = flip(q3[i * jump], m)
+        v[7] = flip(q3[i * jump + 1], m)
+        res = flip(mode8(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]), m)
+        if T is int32_t or T is int64_t:
+            nan = (key_is_nan(v[0], &kl) | key_is_nan(v[1], &kl) | key_is_nan(v[2], &kl)
+                   | key_is_nan(v[3], &kl) | key_is_nan(v[4], &kl) | key_is_nan(v[5], &kl)
+                   | key_is_nan(v[6], &kl) | key_is_nan(v[7], &kl))
             any_nan = any_nan | nan
             res = select(nan, qnan, res)
         op[i * os] = res
@@ -569,7 +753,8 @@ cdef inline Py_ssize_t lines(Py_ssize_t nbytes) noexcept nogil:
 
 cdef struct Plan:
     # What the fast paths of one call can do (decided once, before the rows).
-    int fast          # 0 none, 1 registers 2x2, 2 registers 3x3 median, 3 lanes
+    int fast          # 0 none, 1 registers 2x2, 2 registers 3x3 median, 3 lanes,
+                      # 4 registers mode of four rows of two
     Py_ssize_t n      # samples of a full window
     Py_ssize_t r      # rank of a full window (rank kernels)
     const int32_t* pairs
@@ -664,7 +849,12 @@ cdef int engine(const Geom* g, const T* x, T* out, const RankSpec* spec,
             any_nan = False
             if g.hi > g.lo:
                 i = (g.lo * g.s - g.p) * g.sc
-                if ki != NULL:
+                if ki != NULL and plan.fast == 4:
+                    any_nan = mode2x2x2_row(xb + roff[0] + i, xb + roff[1] + i,
+                                            xb + roff[2] + i, xb + roff[3] + i,
+                                            g.s * g.sc, op + g.lo * os, os, g.hi - g.lo,
+                                            ki)
+                elif ki != NULL:
                     any_nan = mode2x2_row(xb + roff[0] + i, xb + roff[1] + i,
                                           g.s * g.sc, op + g.lo * os, os, g.hi - g.lo, ki)
                 elif plan.fast == 1:
@@ -734,7 +924,8 @@ def mode(const T[:] dtype_tag, cnp.ndarray x, cnp.ndarray out,
 
     Integer dtypes only; float input comes as signed integers of its width with
     ``float_keys`` set (``nodata``/``cval`` as their bits).  ``fast``: 0 none,
-    1 2x2 registers, 3 lanes (``pairs`` sorts a full window).
+    1 2x2 registers, 4 registers for four rows of two (2x2x2), 3 lanes (``pairs``
+    sorts a full window).
     """
     cdef Geom g = make_geom(x, out, None, tables, tab_off, width, out_len, interior)
     cdef RankSpec spec
@@ -745,8 +936,9 @@ def mode(const T[:] dtype_tag, cnp.ndarray x, cnp.ndarray out,
     cdef bint has_nd = nodata is not None
     cdef int rc
     ki.mask = 0
-    ki.nan_lo = -0x7FFFFFFFFFFFFFFF - 1
-    ki.nan_hi = 0x7FFFFFFFFFFFFFFF
+    # No key is NaN unless the keys are floats' (only int32/int64 keys are checked).
+    ki.nan_lo = <int64_t>lowest(<T>0)
+    ki.nan_hi = <int64_t>highest(<T>0)
     if float_keys:
         if T is int32_t:
             ki.mask = 0x7FFFFFFF
