@@ -12,13 +12,9 @@ runs.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
-import time
-from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List
 
 import numpy as np
 
@@ -40,27 +36,7 @@ PEER_ORDER = ["torch", "cv2", "tinybrain", "scipy", "skimage", "numpy-reshape", 
 # ---------------------------------------------------------------------------
 
 
-@dataclass
-class Case:
-    name: str
-    shape: Tuple[int, ...]
-    quick_shape: Tuple[int, ...]
-    dtype: str
-    op: str  # "max" | "mean"
-    size: Tuple[int, ...]  # per pooled axis
-    stride: Tuple[int, ...]
-    axes: Optional[Tuple[int, ...]] = None  # None: all axes
-
-    def label(self, shape) -> str:
-        """The name with the shape actually run (differs from name in --quick)."""
-        if tuple(shape) == tuple(self.shape):
-            return self.name
-        full = ("(" + ",".join(map(str, self.shape)) + ")") if "(" in self.name else "x".join(map(str, self.shape))
-        new = ("(" + ",".join(map(str, shape)) + ")") if "(" in self.name else "x".join(map(str, shape))
-        return self.name.replace(full, new)
-
-    def pooled_axes(self, ndim: int) -> Tuple[int, ...]:
-        return H.normalize_axes(ndim, self.axes)
+Case = H.Case
 
 
 def _cases() -> List[Case]:
@@ -84,12 +60,8 @@ CASES = _cases()
 
 
 def make_input(case: Case, shape, seed=0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    if np.dtype(case.dtype).kind == "f":
-        # standard normal: negative values catch max kernels that start from 0
-        return rng.standard_normal(shape, dtype=np.float32).astype(case.dtype, copy=False)
-    info = np.iinfo(case.dtype)
-    return rng.integers(info.min, info.max, size=shape, dtype=case.dtype, endpoint=True)
+    # float: standard normal (negative values catch max kernels that start from 0)
+    return H.random_input(case.dtype, shape, seed)
 
 
 # ---------------------------------------------------------------------------
@@ -99,13 +71,7 @@ def make_input(case: Case, shape, seed=0) -> np.ndarray:
 # ---------------------------------------------------------------------------
 
 
-def _geometry(case: Case, x: np.ndarray):
-    axes = case.pooled_axes(x.ndim)
-    oshape = H.out_shape(x.shape, case.size, case.stride, axes)
-    nonoverlap = tuple(case.size) == tuple(case.stride) and all(
-        x.shape[a] % k == 0 for a, k in zip(axes, case.size))
-    trailing = axes == tuple(range(x.ndim - len(axes), x.ndim))
-    return axes, oshape, nonoverlap, trailing
+_geometry = H.geometry
 
 
 def fastpool_contender(fp, case: Case, x: np.ndarray, threads: int) -> H.Contender:
@@ -223,16 +189,7 @@ def numpy_reshape_peer(case: Case, x: np.ndarray):
     return H.Contender("numpy-reshape", run, desc=desc)
 
 
-def _window_slices(case: Case, x: np.ndarray):
-    """One strided view per window offset: view[o][i] = x[i*stride + o]."""
-    axes, oshape, _, _ = _geometry(case, x)
-    views = []
-    for offs in np.ndindex(*case.size):
-        sl = [slice(None)] * x.ndim
-        for a, o, s in zip(axes, offs, case.stride):
-            sl[a] = slice(o, o + s * (oshape[a] - 1) + 1, s)
-        views.append(tuple(sl))
-    return views
+_window_slices = H.window_slices
 
 
 def numpy_slices_peer(case: Case, x: np.ndarray):
@@ -271,18 +228,9 @@ def numpy_slices_peer(case: Case, x: np.ndarray):
 def scipy_peer(case: Case, x: np.ndarray):
     if ndi is None:
         return None
-    axes, oshape, _, _ = _geometry(case, x)
-    size = [1] * x.ndim
-    origin = [0] * x.ndim
-    sl = [slice(None)] * x.ndim
-    for a, kk, s in zip(axes, case.size, case.stride):
-        size[a] = kk
-        # scipy centres a size-k window on index i + origin: it covers
-        # [i + origin - k//2, i + origin - k//2 + k).  origin = -(k//2) makes it
-        # start at i, so output[j] = filtered[j*stride] (checked against the reference).
-        origin[a] = -(kk // 2)
-        sl[a] = slice(0, s * (oshape[a] - 1) + 1, s)
-    size, origin, sl = tuple(size), tuple(origin), tuple(sl)
+    # origin = -(k//2): the window starts at the filter position, so
+    # output[j] = filtered[j*stride] (see H.filter_window; checked against the reference)
+    size, origin, sl = H.filter_window(case, x)
     f = ndi.maximum_filter if case.op == "max" else ndi.uniform_filter
 
     def run():
@@ -404,169 +352,31 @@ PEER_BUILDERS: Dict[str, Callable] = {
 # ---------------------------------------------------------------------------
 
 
+def fastpool_contenders(fp, case: Case, x: np.ndarray, threads: int, ref: np.ndarray) -> List[H.Contender]:
+    return [fastpool_contender(fp, case, x, threads),
+            fastpool_output_contender(fp, case, x, threads, ref.shape)]
+
+
+def reference(case: Case, x: np.ndarray) -> np.ndarray:
+    return H.reference_pool(x, case.size, case.stride, case.pooled_axes(x.ndim), case.op, out_dtype=x.dtype)
+
+
+BENCHMARK = H.Benchmark(
+    name="bench_basic",
+    title="basic max / mean pooling",
+    doc=__doc__,
+    cases=CASES,
+    peer_order=PEER_ORDER,
+    peer_builders=PEER_BUILDERS,
+    make_input=make_input,
+    reference=reference,
+    fastpool_contenders=fastpool_contenders,
+    exact=lambda case: case.op == "max",
+)
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="small arrays and few repeats (smoke test)")
-    p.add_argument("--cases", default="", help="only cases whose name contains this substring "
-                   "(comma-separated: any of them)")
-    p.add_argument("--threads", default=None, help="comma-separated thread counts (default: 1,<all cores>)")
-    p.add_argument("--json", default=None, help="write the results as JSON to this path")
-    p.add_argument("--repeats", type=int, default=None, help="fixed number of interleaved rounds per case")
-    p.add_argument("--budget", type=float, default=None,
-                   help="seconds of timing per case and thread count (sets the rounds, within [min,max])")
-    p.add_argument("--wait-idle", type=float, default=0.0, metavar="S",
-                   help="wait up to S seconds for the other processes to leave the CPUs idle before starting")
-    p.add_argument("--peers", default=None, help="comma-separated subset of peers: " + ",".join(PEER_ORDER))
-    args = p.parse_args(argv)
-
-    ncores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    threads = [int(t) for t in args.threads.split(",")] if args.threads else sorted({1, ncores})
-    filters = [f.strip().lower() for f in args.cases.split(",") if f.strip()]
-    cases = [c for c in CASES if not filters or any(f in c.name.lower() for f in filters)]
-    peers = [q for q in PEER_ORDER if args.peers is None or q in args.peers.split(",")]
-    if args.quick:
-        budget, lo, hi = args.budget or 0.5, 3, 3
-    else:
-        budget, lo, hi = args.budget or 15.0, 5, 15
-
-    fp, why = H.import_fastpool()
-    env = H.environment()
-    print(f"# fastpool benchmark: basic max / mean pooling{' (--quick)' if args.quick else ''}")
-    print(f"command: {' '.join([os.path.basename(sys.executable)] + sys.argv)}")
-    print("environment: " + ", ".join(f"{k}={v}" for k, v in env.items()))
-    if fp is None:
-        print(f"fastpool: NOT importable ({why}); its columns are n/a")
-    print(f"threads: {threads}; roofline: {H.CopyRoofline.FORMULA}")
-    if args.wait_idle > 0:
-        deadline = time.monotonic() + args.wait_idle
-        while True:
-            b = H.cpu_busy(2.0)
-            if b is None or b < 0.1 or time.monotonic() > deadline:
-                break
-            print(f"waiting for an idle machine (CPU {100 * b:.0f}% busy)", flush=True)
-            time.sleep(10)
-    load0 = os.getloadavg() if hasattr(os, "getloadavg") else None
-    busy0 = H.cpu_busy()
-    print(f"load average at start: {load0}; CPU busy (other processes, 1 s sample): "
-          f"{'n/a' if busy0 is None else f'{100 * busy0:.0f}%'}"
-          + ("  WARNING: the machine is busy; timings will be noisy" if busy0 and busy0 > 0.1 else ""))
-    print()
-
-    results: Dict[int, List[Tuple[str, Dict]]] = {n: [] for n in threads}
-    descs: Dict[str, Dict[str, str]] = {}
-    t_start = time.perf_counter()
-    for case in cases:
-        shape = case.quick_shape if args.quick else case.shape
-        label = case.label(shape)
-        print(f"## {label}", flush=True)
-        x = make_input(case, shape)
-        t0 = time.perf_counter()
-        ref = H.reference_pool(x, case.size, case.stride, case.pooled_axes(x.ndim),
-                               case.op, out_dtype=x.dtype)
-        print(f"   reference {time.perf_counter() - t0:.1f} s; output {ref.shape} {ref.dtype}", flush=True)
-        exact = case.op == "max"
-        for n in threads:
-            with H.thread_limits(n):
-                contenders = []
-                if fp is not None:
-                    contenders.append(fastpool_contender(fp, case, x, n))
-                    contenders.append(fastpool_output_contender(fp, case, x, n, ref.shape))
-                contenders += H.roofline_contenders(x, ref.nbytes, n)
-                contenders.append(H.FreshOutput(ref.shape, ref.dtype, n).contender())
-                for q in peers:
-                    c = PEER_BUILDERS[q](case, x)
-                    if c is not None:
-                        contenders.append(c)
-                t0 = time.perf_counter()
-                other = H.OtherLoad()
-                info = H.run_case(contenders, ref, exact, budget, lo, hi, repeats=args.repeats,
-                                  log=lambda m: print(m, flush=True))
-                s = H.summarize(contenders)
-                s["repeats"] = info["repeats"]
-                s["other_cpu_load"] = other.value()
-                s["case"] = label
-                s["shape"] = list(shape)
-                s["dtype"] = case.dtype
-                s["threads"] = n
-                results[n].append((label, s))
-                descs[label] = {c.name: c.desc for c in contenders if c.kind not in ("roofline", "probe")}
-                print(f"   {n} thread(s): {info['repeats']} rounds in {time.perf_counter() - t0:.1f} s "
-                      f"(other processes used {H.fmt_pct(s['other_cpu_load'])} of the CPUs); "
-                      f"fastpool {H.fmt_ms(s['fastpool_ms'])} ms, roofline {H.fmt_ms(s['roofline_ms'])} ms, "
-                      f"fastest peer {s['fastest_peer']} {H.fmt_ms(s['fastest_peer_ms'])} ms", flush=True)
-        del x, ref
-    elapsed = time.perf_counter() - t_start
-    load1 = os.getloadavg() if hasattr(os, "getloadavg") else None
-    busy1 = H.cpu_busy()
-
-    # ------------------------------------------------------------------ report
-    used = [q for q in peers if any(q in s["peers"] for rows in results.values() for _, s in rows)]
-    print()
-    print(f"# Results ({elapsed:.0f} s){' --quick' if args.quick else ''}; load average at start {load0}, "
-          f"at end {load1}; CPU busy with other processes before {H.fmt_pct(busy0)}, after {H.fmt_pct(busy1)}")
-    print()
-    print("Medians of interleaved repeats, ms. Ratios < 1: fastpool is faster. "
-          f"{H.CopyRoofline.FORMULA}, t_copy = the faster of np.copyto of the input into a "
-          "preallocated buffer with 1 and with n threads, same run. "
-          "fresh output = np.empty of the output + first touch by n threads (the page faults every "
-          "contender returning a new array pays; not in the roofline). "
-          "fastpool output= = fastpool writing into a preallocated output (info, not in the ratios). "
-          "Marks: † values differ by 1 (integer rounding convention), ‡ other output dtype "
-          "(equal after np.rint), ! result differs (excluded from fastest peer), — not applicable. "
-          "Single-threaded peers (numpy, skimage, scipy, tinybrain) are measured again in every column.")
-    for n in threads:
-        print()
-        print(f"## {n} thread{'s' if n > 1 else ''}")
-        print()
-        print(H.markdown_table(results[n], used))
-    print()
-    print("## How each contender computes the result")
-    for label, dd in descs.items():
-        print(f"- {label}:")
-        for name, d in dd.items():
-            print(f"  - {name}: {d}")
-    notes = []
-    disturbed = [f"{cname} ({n}T): {H.fmt_pct(s['other_cpu_load'])}" for n in threads for cname, s in results[n]
-                 if (s.get("other_cpu_load") or 0) > 0.05]
-    if disturbed:
-        print()
-        print("## Cases during which other processes used > 5% of the CPUs (timings disturbed)")
-        for line in disturbed:
-            print(f"- {line}")
-    for n in threads:
-        for cname, s in results[n]:
-            if s["fastpool_ms"] is not None and not s["fastpool_check"].startswith(("exact", "close")):
-                notes.append(f"- {cname} ({n}T): fastpool {s['fastpool_check']}")
-            for q, info in s["peers"].items():
-                if info["check"] not in ("exact", "close"):
-                    notes.append(f"- {cname} ({n}T): {q}: {info['check']}: {info['note']}")
-    if notes:
-        print()
-        print("## Result checks that were not exact / allclose")
-        for line in dict.fromkeys(notes):
-            print(line)
-
-    if args.json:
-        payload = {
-            "benchmark": "bench_basic",
-            "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
-            "quick": args.quick,
-            "environment": env,
-            "fastpool_import_error": why,
-            "roofline_formula": H.CopyRoofline.FORMULA,
-            "units": "milliseconds (medians of interleaved repeats)",
-            "elapsed_s": elapsed,
-            "loadavg_start": load0,
-            "loadavg_end": load1,
-            "cpu_busy_other_start": busy0,
-            "cpu_busy_other_end": busy1,
-            "threads": threads,
-            "results": {str(n): [s for _, s in results[n]] for n in threads},
-        }
-        with open(args.json, "w") as f:
-            json.dump(payload, f, indent=1, default=float)
-        print(f"\nJSON written to {args.json}")
-    return 0
+    return H.run_benchmark(BENCHMARK, argv)
 
 
 if __name__ == "__main__":
