@@ -7,16 +7,21 @@ import pytest
 
 import fastpool
 import fastpool._kernels
+import fastpool._order
 import fastpool._pool
 
 avx2 = pytest.mark.skipif(
     not fastpool._kernels._openmp.cpu_has_avx2(), reason="this CPU has no AVX2")
 
 
-def _modules(variant):
+def _use(monkeypatch, variant):
+    """Route every pooling function to the ``variant`` build of the kernels."""
     suffix = "_avx2" if variant == "avx2" else ""
-    return (importlib.import_module(f"fastpool._kernels._extremum{suffix}"),
-            importlib.import_module(f"fastpool._kernels._sums{suffix}"))
+    for owner, attr, name in ((fastpool._pool, "_extremum", "_extremum"),
+                              (fastpool._pool, "_sums", "_sums"),
+                              (fastpool._order, "_order", "_order")):
+        monkeypatch.setattr(owner, attr,
+                            importlib.import_module(f"fastpool._kernels.{name}{suffix}"))
 
 
 def test_avx2_variant_is_used_where_the_cpu_has_it():
@@ -37,11 +42,14 @@ CASES = [
 @avx2
 @pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", "int32", "uint64",
                                    "float32", "float64"])
-@pytest.mark.parametrize("method", ["max", "min", "avg", "sum"])
+@pytest.mark.parametrize("method", ["max", "min", "avg", "sum", "median", "rank", "mode"])
 def test_avx2_equals_baseline_bitwise(monkeypatch, method, dtype):
     rng = np.random.default_rng(7)
-    shapes = [(37, 53), (5, 19, 23), (3, 4, 17, 66)]
+    # (9, 150): rows long enough for the 32-output SIMD blocks of 2x2 means.
+    shapes = [(37, 53), (9, 150), (5, 19, 23), (3, 4, 17, 66)]
     func = getattr(fastpool, f"{method}_pool")
+    if method == "rank":
+        func = lambda x, **kw: fastpool.rank_pool(x, 1, **kw)  # noqa: E731
     for shape in shapes:
         if np.dtype(dtype).kind == "f":
             x = rng.standard_normal(shape).astype(dtype)
@@ -53,9 +61,7 @@ def test_avx2_equals_baseline_bitwise(monkeypatch, method, dtype):
             kw = dict(kw, axes=(-2, -1))
             results = {}
             for variant in ("baseline", "avx2"):
-                extremum, sums = _modules(variant)
-                monkeypatch.setattr(fastpool._pool, "_extremum", extremum)
-                monkeypatch.setattr(fastpool._pool, "_sums", sums)
+                _use(monkeypatch, variant)
                 results[variant] = func(x, **kw)
             a, b = results["baseline"], results["avx2"]
             assert a.dtype == b.dtype

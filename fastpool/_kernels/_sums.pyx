@@ -20,6 +20,10 @@ from ._common cimport (EXCLUDED, aligned_alloc, Acc, Geom, RowScratch, T, block_
 
 cnp.import_array()
 
+cdef extern from "_fastpool.h":
+    Py_ssize_t fp_mean2x2_u8(const uint8_t* q0, const uint8_t* q1, uint8_t* o,
+                             Py_ssize_t n) noexcept nogil
+
 # What the output array holds.
 cpdef enum OutCode:
     OUT_SAME = 0      # the input's dtype
@@ -194,7 +198,10 @@ cdef bint means_direct(const Geom* g, const T* r0, const T* r1, const T* r2,
             put_mean(o + i, (sum2(q0, i, kind) + sum2(q1, i, kind))
                      + (sum2(q2, i, kind) + sum2(q3, i, kind)), sh, half, scale)
     elif nr == 2:
-        for i in range(n):
+        i = 0
+        if T is uint8_t and Acc is uint16_t:
+            i = fp_mean2x2_u8(q0, q1, o, n)
+        for i in range(i, n):
             put_mean(o + i, sum2(q0, i, kind) + sum2(q1, i, kind), sh, half, scale)
     else:
         for i in range(n):
