@@ -21,6 +21,9 @@ _KIND = _order.RankKind
 # Windows of up to this many samples take the vectorised lane path (the kernel's
 # MAX_LANE_WINDOW).
 _MAX_LANE_WINDOW = 64
+# Mode of up to this many samples counts equal pairs instead of sorting (the
+# kernel's MODE_COUNT_WINDOW).
+_MODE_COUNT_WINDOW = 8
 # Same-width signed integers that mode pooling reads float input as.
 _FLOAT_KEYS = {np.dtype(np.float32): np.dtype(np.int32),
                np.dtype(np.float64): np.dtype(np.int64)}
@@ -103,23 +106,28 @@ def _full_rank(kind, rank, percentile, n):
 
 
 def _fast_path(call, full_rank=None):
-    """``(fast, pairs)``: the kernel's fast path for full interior windows."""
+    """``(fast, lanes, pairs)``: the kernel's register path for full interior
+    windows (0: none), whether the lanes can take them, and the lanes' network
+    (the comparators of rank ``full_rank``, or a full sort for mode)."""
     widths = [w.width for w in call.windows]
     rows = math.prod(widths[:-1])
     k = widths[-1]
     n = rows * k
     unit = call.kernel_params.dilation[-1] == 1
+    fast = 0
     if len(widths) >= 2 and rows == 2 and k == 2 and unit:
-        return 1, _NO_PAIRS
-    if full_rank is None and rows == 4 and k == 2 and unit:
-        return 4, _NO_PAIRS
-    if len(widths) >= 2 and rows == 3 and k == 3 and unit and full_rank == 4:
-        return 2, _NO_PAIRS
-    if n <= _MAX_LANE_WINDOW:
-        network = sorting_network(n) if full_rank is None else \
-            selection_network(n, full_rank)
-        return 3, _pairs(network)
-    return 0, _NO_PAIRS
+        fast = 1
+    elif full_rank is None and rows == 4 and k == 2 and unit:
+        fast = 4
+    elif len(widths) >= 2 and rows == 3 and k == 3 and unit and full_rank == 4:
+        fast = 2
+    lanes = n <= _MAX_LANE_WINDOW
+    pairs = _NO_PAIRS
+    if lanes and full_rank is not None:
+        pairs = _pairs(selection_network(n, full_rank))
+    elif lanes and n > _MODE_COUNT_WINDOW:
+        pairs = _pairs(sorting_network(n))
+    return fast, lanes, pairs
 
 
 # --------------------------------------------------------------------------- drivers
@@ -147,10 +155,10 @@ def _rank_pool(kind, input, size, stride, padding, dilation, ceil_mode, mode, cv
         target = np.empty(call.out_shape, dtype=call.x.dtype)
     full = math.prod(w.width for w in call.windows)
     full_rank = _full_rank(kind, rank, percentile, full)
-    fast, pairs = _fast_path(call, full_rank)
+    fast, lanes, pairs = _fast_path(call, full_rank)
     for views in call.views(target):
         _order.rank(call.tag, views[0], views[1], *call.geometry_args, kind, rank,
-                    percentile, fast, full_rank, pairs, call.omit, call.nodata,
+                    percentile, fast, lanes, full_rank, pairs, call.omit, call.nodata,
                     call.cval, call.nthreads)
     if not direct:
         S.store(result, target)
@@ -171,15 +179,18 @@ def _mode_pool(input, size, stride, padding, dilation, ceil_mode, mode, cval,
     kdt = call.x.dtype
     key_dtype = _FLOAT_KEYS.get(kdt, kdt)
     float_keys = key_dtype != kdt
-    nd, cv = call.nodata, call.cval
+    nd, nd_alt, cv = call.nodata, None, call.cval
     if float_keys:
+        # Values compare by bits, but nodata as in every method: -0.0 == 0.0.
+        if nd is not None and nd == 0:
+            nd_alt = _bits(-nd, kdt, key_dtype)
         nd, cv = _bits(nd, kdt, key_dtype), _bits(cv, kdt, key_dtype)
     tag = np.empty(0, dtype=key_dtype)
-    fast, pairs = _fast_path(call)
+    fast, lanes, pairs = _fast_path(call)
     for views in call.views(target):
         _order.mode(tag, views[0].view(key_dtype), views[1].view(key_dtype),
-                    *call.geometry_args, float_keys, fast, pairs, call.omit, nd, cv,
-                    call.nthreads)
+                    *call.geometry_args, float_keys, fast, lanes, pairs, call.omit, nd,
+                    nd_alt, cv, call.nthreads)
     if not direct:
         S.store(result, target)
     return result

@@ -82,7 +82,7 @@ class _Call:
                           nan_policy, axes)
         S.check_nan_policy(x, p.nan_policy)
         self.cval, self.nodata, nan_policy = S.fill_values(x, p.mode, cval, nodata,
-                                                           p.nan_policy)
+                                                           p.nan_policy, self.in_dtype)
         self.omit = nan_policy == "omit"
         self.x = x
         self.params = p

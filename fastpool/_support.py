@@ -279,21 +279,24 @@ def to_dtype_scalar(value, dtype, name, saturate):
             value = -(2 ** 70) if value < 0 else 2 ** 70
         else:
             value = int(np.rint(value))
-    info = np.iinfo(dtype)
-    if not info.min <= value <= info.max:
+    lo, hi = (0, 1) if dtype.kind == "b" else (np.iinfo(dtype).min, np.iinfo(dtype).max)
+    if not lo <= value <= hi:
         if not saturate:
             raise ValueError(f"{name}={value} cannot be represented in {dtype}")
-        value = min(max(value, info.min), info.max)
-    return dtype.type(value)
+        value = min(max(value, lo), hi)
+    # bool input runs in the kernels as its uint8 view
+    return np.uint8(value) if dtype.kind == "b" else dtype.type(value)
 
 
-def fill_values(x, mode, cval, nodata, nan_policy):
+def fill_values(x, mode, cval, nodata, nan_policy, in_dtype=None):
     """``(cval, nodata, nan_policy)`` ready for a kernel on ``x``.
 
     ``nodata`` is ``None`` or a scalar of ``x.dtype``; a NaN ``nodata`` is the same
-    as ``nan_policy='omit'`` and is turned into it.
+    as ``nan_policy='omit'`` and is turned into it.  ``in_dtype`` bool: ``x`` is
+    its uint8 view, and the values are limited to 0 and 1.
     """
-    cval_t = to_dtype_scalar(cval, x.dtype, "cval", saturate=True) \
+    dtype = np.dtype(np.bool_) if in_dtype == np.bool_ else x.dtype
+    cval_t = to_dtype_scalar(cval, dtype, "cval", saturate=True) \
         if mode == "constant" else x.dtype.type(0)
     if nodata is not None:
         nd = _as_real(nodata, "nodata")
@@ -302,7 +305,7 @@ def fill_values(x, mode, cval, nodata, nan_policy):
                 return cval_t, None, "omit"
             nodata = None
         else:
-            nodata = to_dtype_scalar(nd, x.dtype, "nodata", saturate=False)
+            nodata = to_dtype_scalar(nd, dtype, "nodata", saturate=False)
     return cval_t, nodata, nan_policy
 
 

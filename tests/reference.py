@@ -18,11 +18,19 @@ Values are computed exactly where it matters: Python ints for integer and bool
 input (no overflow, uint64 above 2**53 exact), ``fractions.Fraction`` for integer
 means, ``math.fsum`` (correctly rounded) for float sums.  ``cast_result`` turns the
 exact values into an array of the requested dtype (round half to even, saturate).
+
+Order statistics ('median', 'rank', 'percentile') sort each window's kept values with
+``sorted()`` and pick rank ``r``; 'mode' counts them with ``collections.Counter``,
+floats keyed by their bits (-0.0 and +0.0 differ, -0.0 the smaller), ties to the
+smallest value.  A window whose values are all missing gives ``nodata`` when it is
+given, else NaN, for every method.
 """
 
+import collections
 import itertools
 import math
 import os
+import struct
 from fractions import Fraction
 
 import numpy as np
@@ -30,6 +38,8 @@ import numpy as np
 MODES = ("ignore", "constant", "reflect", "mirror", "nearest", "wrap")
 NAN_POLICIES = ("propagate", "omit", "raise")
 METHODS = ("max", "min", "avg", "sum")
+ORDER_METHODS = ("median", "rank", "percentile", "mode")
+ALL_METHODS = METHODS + ORDER_METHODS
 
 # Sentinel kinds for a window position along one axis.
 INPUT = "input"  # a real element, or a padded position copied from one (extension modes)
@@ -166,24 +176,90 @@ def _exact_sum(vals):
     return sum(vals)  # inf / nan arithmetic
 
 
+def _float_key(v):
+    """Total order on non-NaN floats that tells -0.0 (smaller) from +0.0."""
+    return (v, math.copysign(1.0, v))
+
+
+def _float_bits(v):
+    return struct.unpack("<q", struct.pack("<d", v))[0]
+
+
+def order_rank(method, n, rank=None, percentile=None):
+    """The 0-based rank in the sorted ``n`` kept values that ``method`` selects."""
+    if method == "median":
+        r = n // 2
+    elif method == "rank":
+        r = rank if rank >= 0 else n + rank
+    elif method == "percentile":
+        p = float(percentile)
+        r = n - 1 if p == 100 else int(n * p / 100)
+    else:
+        raise ValueError(method)
+    return min(max(r, 0), n - 1)
+
+
+def window_mode(vals):
+    """Most frequent value of ``vals`` (no NaN), ties to the smallest; floats keyed by
+    their bits."""
+    if any(isinstance(v, float) for v in vals):
+        vals = [float(v) for v in vals]
+        counts = collections.Counter(_float_bits(v) for v in vals)
+        by_bits = {_float_bits(v): v for v in vals}
+        best = max(counts.values())
+        return min((by_bits[b] for b, c in counts.items() if c == best), key=_float_key)
+    counts = collections.Counter(int(v) for v in vals)
+    best = max(counts.values())
+    winner = min(v for v, c in counts.items() if c == best)
+    return bool(winner) if all(isinstance(v, bool) for v in vals) else winner
+
+
+def _cval_in_dtype(cval, dtype):
+    """cval as the input's own dtype holds it: integers rounded half to even and
+    saturated, floats rounded to the (float32 for float16) compute dtype."""
+    if dtype.kind == "f":
+        return float(np.dtype(dtype).type(cval))
+    c = float(cval) if not isinstance(cval, (bool, int, np.integer)) else int(cval)
+    if isinstance(c, float):
+        if math.isnan(c):
+            raise ValueError("cval=nan with integer input")
+        c = -(2 ** 70) if c == -math.inf else 2 ** 70 if c == math.inf else round(c)
+    if dtype.kind == "b":
+        return bool(min(max(c, 0), 1))
+    info = np.iinfo(dtype)
+    return min(max(c, int(info.min)), int(info.max))
+
+
 def ref_pool(x, method, size, stride=None, padding=0, dilation=1, ceil_mode=False,
              mode="ignore", cval=0.0, nan_policy="propagate", nodata=None, axes=None,
-             divisor=None):
+             divisor=None, rank=None, percentile=None):
     """Reference pooling.
 
     Returns ``(values, indices)``: ``values`` is an object array of exact Python
     scalars (int / Fraction / float / bool) in the output shape; ``indices`` (an int64
     array) is the flat winner index over the pooled axes for max/min, -1 where the
-    window held only missing elements, and None for avg/sum.
+    window held only missing elements, and None for the other methods.
+
+    ``rank`` (method 'rank') and ``percentile`` (method 'percentile') are the
+    methods' own parameters.
     """
     x = np.asarray(x)
-    if method not in METHODS:
+    if method not in ALL_METHODS:
         raise ValueError(f"method {method!r}")
+    if method == "rank" and not isinstance(rank, (int, np.integer)):
+        raise ValueError("method 'rank' needs an integer rank=")
+    if method == "percentile" and percentile is None:
+        raise ValueError("method 'percentile' needs percentile=")
     if mode not in MODES:
         raise ValueError(f"mode {mode!r}")
     if nan_policy not in NAN_POLICIES:
         raise ValueError(f"nan_policy {nan_policy!r}")
     is_float = x.dtype.kind == "f"
+    if nodata is not None and isinstance(nodata, float) and math.isnan(nodata):
+        # a NaN nodata is nan_policy='omit' (and nothing for integer input)
+        nodata = None
+        if is_float:
+            nan_policy = "omit"
     if nan_policy == "raise" and is_float and np.isnan(x).any():
         raise ValueError("nan_policy='raise' and the input contains NaN")
 
@@ -197,6 +273,10 @@ def ref_pool(x, method, size, stride=None, padding=0, dilation=1, ceil_mode=Fals
         cval_value = cval  # compared / summed as a number
     else:
         cval_value = int(cval) if float(cval).is_integer() else float(cval)
+    if method in ORDER_METHODS and mode == "constant":
+        cval_value = _cval_in_dtype(cval, x.dtype)
+    # a window whose values are all missing gives nodata, or NaN without one
+    all_missing = float("nan") if nodata is None else nodata
 
     def missing(v):
         if nodata is not None and not _is_nan(v) and v == nodata:
@@ -221,13 +301,11 @@ def ref_pool(x, method, size, stride=None, padding=0, dilation=1, ceil_mode=Fals
             v = cval_value if is_cval else x[tuple(src)].item()
             items.append((v, tuple(src[ax] for ax in pooled)))
 
-        had_nan = any(_is_nan(v) for v, _ in items)
         kept = [(v, i) for v, i in items if not missing(v)]
 
         if method in ("max", "min"):
             if not kept:
-                # all-NaN window (omit) gives NaN; a window of only nodata gives nodata
-                values[out_idx] = float("nan") if had_nan else nodata
+                values[out_idx] = all_missing
                 continue
             nans = [(v, i) for v, i in kept if _is_nan(v)]
             if nans:  # propagate: the first NaN wins
@@ -239,10 +317,20 @@ def ref_pool(x, method, size, stride=None, padding=0, dilation=1, ceil_mode=Fals
                         best_v, best_i = v, i
             values[out_idx] = best_v
             indices[out_idx] = np.ravel_multi_index(best_i, pooled_shape)
+        elif method in ORDER_METHODS:
+            vals = [v for v, _ in kept]
+            if not vals:
+                values[out_idx] = all_missing
+            elif any(_is_nan(v) for v in vals):  # nan_policy='propagate'
+                values[out_idx] = float("nan")
+            elif method == "mode":
+                values[out_idx] = window_mode(vals)
+            else:
+                ordered = sorted(vals, key=_float_key if is_float else None)
+                values[out_idx] = ordered[order_rank(method, len(vals), rank, percentile)]
         else:
             if not kept:
-                # all missing: NaN when NaNs were omitted, else nodata
-                values[out_idx] = float("nan") if had_nan else nodata
+                values[out_idx] = all_missing
                 continue
             vals = [v for v, _ in kept]
             total = _exact_sum(vals)

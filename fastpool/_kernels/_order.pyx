@@ -110,6 +110,7 @@ cdef struct KeyInfo:
     int64_t mask
     int64_t nan_lo
     int64_t nan_hi
+    int64_t nd_alt   # a second nodata key: the other zero of a float zero nodata
 
 
 cdef inline bint key_is_nan(T k, const KeyInfo* ki) noexcept nogil:
@@ -250,7 +251,7 @@ cdef Py_ssize_t gather(const Geom* g, const T* xb, const int64_t* roff,
                 v = cval
             else:
                 v = xb[roff[r] + e * g.sc]
-            if has_nd and v == nd:
+            if has_nd and (v == nd or (ki != NULL and v == <T>ki.nd_alt)):
                 continue
             if ki != NULL:
                 v = flip(v, <T>ki.mask)
@@ -873,10 +874,15 @@ cdef int engine(const Geom* g, const T* x, T* out, const RankSpec* spec,
     return 0
 
 
-cdef inline Plan make_plan(const Geom* g, int fast, Py_ssize_t r,
+cdef inline Plan make_plan(const Geom* g, int fast, bint lanes, Py_ssize_t r,
                            const int32_t[::1] pairs) noexcept:
+    """The fast path of this call: the caller's register path where the last axis
+    is contiguous (the register loops read neighbours at +1), else the lanes where
+    the window is small enough for them (``lanes``), else none."""
     cdef Plan p
-    p.fast = fast
+    p.fast = fast if g.sc == 1 else 0
+    if p.fast == 0 and lanes:
+        p.fast = 3
     p.n = g.max_rows * g.k
     p.r = r
     p.pairs = &pairs[0] if pairs.shape[0] else NULL
@@ -888,13 +894,14 @@ def rank(const T[:] dtype_tag, cnp.ndarray x, cnp.ndarray out,
          const int64_t[::1] tables, const int64_t[::1] tab_off,
          const int64_t[::1] width, const int64_t[::1] out_len,
          const int64_t[::1] interior, int kind, int64_t rank_value, double percentile,
-         int fast, Py_ssize_t full_rank, const int32_t[::1] pairs, bint omit,
+         int fast, bint lanes, Py_ssize_t full_rank, const int32_t[::1] pairs, bint omit,
          object nodata, object cval, int nthreads):
     """Order statistic of each window of ``x`` (batch, *pooled) into ``out``.
 
-    ``fast`` names the fast path the caller found applicable to full interior
-    windows (0 none, 1 2x2 registers, 2 3x3 median registers, 3 lanes with the
-    comparator network ``pairs``); ``full_rank`` is the rank of a full window.
+    ``fast`` names the register path the caller found applicable to full interior
+    windows (0 none, 1 2x2, 2 3x3 median); ``lanes``: the window is small enough for
+    the lanes, with the comparator network ``pairs``; ``full_rank`` is the rank of a
+    full window.
     Inputs are trusted: fastpool._order validates them.
     """
     cdef Geom g = make_geom(x, out, None, tables, tab_off, width, out_len, interior)
@@ -902,7 +909,7 @@ def rank(const T[:] dtype_tag, cnp.ndarray x, cnp.ndarray out,
     spec.kind = kind
     spec.rank = rank_value
     spec.percentile = percentile
-    cdef Plan plan = make_plan(&g, fast, full_rank, pairs)
+    cdef Plan plan = make_plan(&g, fast, lanes, full_rank, pairs)
     cdef T nd = nodata if nodata is not None else 0
     cdef T cv = cval
     cdef bint has_nd = nodata is not None
@@ -917,25 +924,27 @@ def rank(const T[:] dtype_tag, cnp.ndarray x, cnp.ndarray out,
 def mode(const T[:] dtype_tag, cnp.ndarray x, cnp.ndarray out,
          const int64_t[::1] tables, const int64_t[::1] tab_off,
          const int64_t[::1] width, const int64_t[::1] out_len,
-         const int64_t[::1] interior, bint float_keys, int fast,
-         const int32_t[::1] pairs, bint omit, object nodata, object cval,
-         int nthreads):
+         const int64_t[::1] interior, bint float_keys, int fast, bint lanes,
+         const int32_t[::1] pairs, bint omit, object nodata, object nodata_alt,
+         object cval, int nthreads):
     """Most frequent value of each window of ``x`` (batch, *pooled) into ``out``.
 
     Integer dtypes only; float input comes as signed integers of its width with
-    ``float_keys`` set (``nodata``/``cval`` as their bits).  ``fast``: 0 none,
-    1 2x2 registers, 4 registers for four rows of two (2x2x2), 3 lanes (``pairs``
-    sorts a full window).
+    ``float_keys`` set (``nodata``/``cval`` as their bits; ``nodata_alt`` the bits
+    of the other zero when ``nodata`` is a zero, since -0.0 == 0.0 is nodata too).
+    ``fast``: 0 none, 1 2x2 registers, 4 registers for four rows of two (2x2x2);
+    ``lanes``: small enough for the lanes (``pairs`` sorts a full window).
     """
     cdef Geom g = make_geom(x, out, None, tables, tab_off, width, out_len, interior)
     cdef RankSpec spec
     cdef KeyInfo ki
-    cdef Plan plan = make_plan(&g, fast, 0, pairs)
+    cdef Plan plan = make_plan(&g, fast, lanes, 0, pairs)
     cdef T nd = nodata if nodata is not None else 0
     cdef T cv = cval
     cdef bint has_nd = nodata is not None
     cdef int rc
     ki.mask = 0
+    ki.nd_alt = <int64_t>(nodata_alt if nodata_alt is not None else nd)
     # No key is NaN unless the keys are floats' (only int32/int64 keys are checked).
     ki.nan_lo = <int64_t>lowest(<T>0)
     ki.nan_hi = <int64_t>highest(<T>0)

@@ -23,6 +23,8 @@ cnp.import_array()
 cdef extern from "_fastpool.h":
     Py_ssize_t fp_mean2x2_u8(const uint8_t* q0, const uint8_t* q1, uint8_t* o,
                              Py_ssize_t n) noexcept nogil
+    Py_ssize_t fp_mean2x2_f32(const float* q0, const float* q1, float* o,
+                              Py_ssize_t n) noexcept nogil
 
 # What the output array holds.
 cpdef enum OutCode:
@@ -201,6 +203,8 @@ cdef bint means_direct(const Geom* g, const T* r0, const T* r1, const T* r2,
         i = 0
         if T is uint8_t and Acc is uint16_t:
             i = fp_mean2x2_u8(q0, q1, o, n)
+        elif T is float and Acc is double:
+            i = fp_mean2x2_f32(q0, q1, o, n)
         for i in range(i, n):
             put_mean(o + i, sum2(q0, i, kind) + sum2(q1, i, kind), sh, half, scale)
     else:
