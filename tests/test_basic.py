@@ -16,11 +16,11 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import fastpool
+from strategies import draw_output
 from reference import (
     ALL_DTYPES,
     LAYOUTS,
     MODES,
-    cast_result,
     default_dtype,
     examples,
     has_empty_window,
@@ -341,25 +341,7 @@ def check_case(case, method, dtype, layout, data, seed):
     values, exp_idx = ref_pool(x, method, kw["size"], **ref_kw)
 
     # output: default, a dtype, or an array to write into
-    out_choice = data.draw(st.sampled_from(["default", "default", "dtype", "array"]))
-    out_dtype = default_dtype(method, x.dtype)
-    if out_choice != "default":
-        options = [np.dtype(np.float64), out_dtype]
-        if not (x.dtype.kind in "iu" and x.dtype.itemsize == 8):
-            options.append(np.dtype(np.float32))  # int64 -> float32: double rounding
-        if x.dtype.kind in "biu":
-            options.append(np.dtype(np.int64))
-        out_dtype = data.draw(st.sampled_from(options))
-        if out_dtype.kind in "iub" and any(isinstance(v, float) and math.isnan(v)
-                                           for v in values.ravel()):
-            out_dtype = np.dtype(np.float64)  # NaN has no integer representation
-    exp = cast_result(values, out_dtype)
-    out_arr = None
-    if out_choice == "dtype":
-        call_kw["output"] = out_dtype
-    elif out_choice == "array":
-        out_arr = np.full(exp.shape, 7, dtype=out_dtype)
-        call_kw["output"] = out_arr
+    exp, out_arr = draw_output(data, method, x.dtype, values, call_kw, weights=(2, 1, 1))
 
     x_before = x.copy()
     res = pool(method, xin, kw["size"], **call_kw)

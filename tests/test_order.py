@@ -32,6 +32,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import fastpool
+from strategies import draw_output
 from reference import (
     ALL_DTYPES,
     LAYOUTS,
@@ -351,26 +352,8 @@ def run_case(case, method, dtype, layout, data, seed, oracle="ref"):
         v = vec_ref(x, method, case["size"], **kw, **param)
         values = np.empty(v.shape, dtype=object)
         values.reshape(-1)[:] = v.reshape(-1).tolist()  # Python scalars, as ref_pool
-    out_choice = data.draw(st.sampled_from(["default", "default", "default", "dtype",
-                                            "array"]))
-    out_dtype = default_dtype(method, x.dtype)
-    if out_choice != "default":
-        options = [np.dtype(np.float64), out_dtype]
-        if not (x.dtype.kind in "iu" and x.dtype.itemsize == 8):
-            options.append(np.dtype(np.float32))
-        if x.dtype.kind in "biu":
-            options += [np.dtype(np.int64), np.dtype(np.int8), np.dtype(np.uint16)]
-        out_dtype = data.draw(st.sampled_from(options))
-        if out_dtype.kind in "iub" and any(isinstance(v, float) and math.isnan(v)
-                                           for v in values.ravel()):
-            out_dtype = np.dtype(np.float64)  # NaN has no integer representation
-    exp = cast_result(values, out_dtype)
-    out_arr = None
-    if out_choice == "dtype":
-        call_kw["output"] = out_dtype
-    elif out_choice == "array":
-        out_arr = np.full(exp.shape, 7, dtype=out_dtype)
-        call_kw["output"] = out_arr
+    exp, out_arr = draw_output(data, method, x.dtype, values, call_kw, weights=(3, 1, 1),
+                               int_dtypes=(np.int64, np.int8, np.uint16))
 
     before = xin.copy()
     res = opool(method, xin, case["size"], **call_kw)

@@ -22,6 +22,9 @@ static inline T fp_min_omit_##S(T a, T v) { return (v < a || a != a) ? v : a; }
 FP_EXTREMA(float, f32)
 FP_EXTREMA(double, f64)
 
+/* Whether a or b is NaN, in one unordered comparison. */
+#define FP_UNORDERED(a, b) __builtin_isunordered(a, b)
+
 /* A software prefetch that gcc keeps: a helper whose only effect is
    __builtin_prefetch is taken for a pure function and its calls deleted. */
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))

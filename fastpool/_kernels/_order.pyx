@@ -38,6 +38,10 @@ from ._common cimport (EXCLUDED, aligned_alloc, Geom, T, collect_rows, highest,
 
 cnp.import_array()
 
+cdef extern from "_fastpool.h":
+    bint unordered_f32 "FP_UNORDERED" (float, float) noexcept nogil
+    bint unordered_f64 "FP_UNORDERED" (double, double) noexcept nogil
+
 cdef enum:
     LANES = 64
     MAX_LANE_WINDOW = 64
@@ -336,8 +340,17 @@ cdef inline T rank4(T a, T b, T c, T d, RankOf4 rank) noexcept nogil:
         return tmax(hi1, hi2)
 
 
+cdef inline bint either_nan(T a, T b) noexcept nogil:
+    if T is float:
+        return unordered_f32(a, b)
+    elif T is double:
+        return unordered_f64(a, b)
+    else:
+        return False
+
+
 cdef inline bint nan4(T a, T b, T c, T d) noexcept nogil:
-    return is_nan(a) | is_nan(b) | is_nan(c) | is_nan(d)
+    return either_nan(a, b) | either_nan(c, d)
 
 
 cdef bint rank2x2_as(const T* q0, const T* q1, int64_t jump, T* op, int64_t os,
@@ -410,7 +423,7 @@ cdef inline T median9(const T* q0, const T* q1, const T* q2, int64_t o) noexcept
 
 cdef inline bint nan9(const T* q0, const T* q1, const T* q2, int64_t o) noexcept nogil:
     return (nan4(q0[o], q0[o + 1], q0[o + 2], q1[o]) | nan4(q1[o + 1], q1[o + 2], q2[o],
-            q2[o + 1]) | is_nan(q2[o + 2]))
+            q2[o + 1]) | either_nan(q2[o + 2], q2[o + 2]))
 
 
 cdef bint median3x3_row(const T* q0, const T* q1, const T* q2, int64_t jump, T* op,
@@ -762,12 +775,63 @@ cdef struct Plan:
     Py_ssize_t npairs
 
 
+cdef void lanes_row(const Geom* g, const T* xb, const int64_t* roff, const char* rcv,
+                    Py_ssize_t nrows, T* op, int64_t os, const Plan* plan,
+                    const RankSpec* spec, const KeyInfo* ki, bint omit, T nd, T cval,
+                    T* L, T* cnt, T* vals, char* flags) noexcept nogil:
+    """The interior outputs of one row (full windows, no nodata) by lanes: blocks of
+    up to LANES outputs, their samples gathered sample-major, then the network (or
+    the mode's counts) across the block; NaN windows as ``nan_policy`` says."""
+    cdef Py_ssize_t c0 = g.lo, nl, i
+    while c0 < g.hi:
+        nl = min(<Py_ssize_t>LANES, g.hi - c0)
+        lanes_gather(g, xb, roff, nrows, c0, nl, L, ki)
+        lanes_nan(L, plan.n, nl, flags, ki)
+        if ki == NULL:
+            lanes_network(L, plan.pairs, plan.npairs, nl)
+            for i in range(nl):
+                op[(c0 + i) * os] = L[plan.r * LANES + i]
+        else:
+            lanes_mode(L, cnt, plan.n, plan.pairs, plan.npairs, nl)
+            for i in range(nl):
+                op[(c0 + i) * os] = flip(L[i], <T>ki.mask)
+        for i in range(nl):
+            if flags[i]:
+                if omit:
+                    scalar_column(g, xb, roff, rcv, nrows, c0 + i, vals, op, os, spec,
+                                  omit, False, nd, cval, ki)
+                else:
+                    op[(c0 + i) * os] = nan_value(cval, ki)
+        c0 = c0 + nl
+
+
+cdef bint registers_row(const Geom* g, const T* xb, const int64_t* roff, T* op,
+                        int64_t os, const Plan* plan, const KeyInfo* ki) noexcept nogil:
+    """The interior outputs of one row by the register path ``plan.fast`` (rows
+    contiguous); returns whether a window held NaN (its output is then NaN)."""
+    cdef int64_t at = (g.lo * g.s - g.p) * g.sc, jump = g.s * g.sc
+    cdef Py_ssize_t n = g.hi - g.lo
+    cdef T* o = op + g.lo * os
+    if n <= 0:
+        return False
+    if ki != NULL and plan.fast == 4:
+        return mode2x2x2_row(xb + roff[0] + at, xb + roff[1] + at, xb + roff[2] + at,
+                             xb + roff[3] + at, jump, o, os, n, ki)
+    elif ki != NULL:
+        return mode2x2_row(xb + roff[0] + at, xb + roff[1] + at, jump, o, os, n, ki)
+    elif plan.fast == 1:
+        return rank2x2_row(xb + roff[0] + at, xb + roff[1] + at, jump, plan.r, o, os, n)
+    else:
+        return median3x3_row(xb + roff[0] + at, xb + roff[1] + at, xb + roff[2] + at,
+                             jump, o, os, n)
+
+
 cdef int engine(const Geom* g, const T* x, T* out, const RankSpec* spec,
                 const KeyInfo* ki, const Plan* plan, bint omit, bint has_nd, T nd,
                 T cval, int nthreads) noexcept nogil:
     """Pool every output row; ``ki`` NULL: rank kernel, else mode kernel.  Returns
     -1 when the scratch memory is not there."""
-    cdef Py_ssize_t total = g.nbatch * g.nrows_out, t, b, orow, r, w, nrows, c0, nl, i
+    cdef Py_ssize_t total = g.nbatch * g.nrows_out, t, b, orow, r, w, nrows
     cdef Py_ssize_t W = g.W, window = g.max_rows * g.k
     cdef Py_ssize_t chunk = max(1, total // (8 * nthreads))
     cdef int64_t oo, io, os = g.out_stride[g.d]
@@ -781,7 +845,7 @@ cdef int engine(const Geom* g, const T* x, T* out, const RankSpec* spec,
     cdef T* L
     cdef T* cnt
     cdef char* mine
-    cdef bint direct, any_nan
+    cdef bint direct
     # One block per thread: lanes and their counts, the window's values, the
     # window rows and the NaN flags of a lane block.
     cdef Py_ssize_t lane_bytes = lines((plan.n if plan.fast == 3 else 0) * LANES * sizeof(T))
@@ -825,47 +889,9 @@ cdef int engine(const Geom* g, const T* x, T* out, const RankSpec* spec,
                 scalar_column(g, xb, roff, rcv, nrows, w, vals, op, os, spec, omit,
                               has_nd, nd, cval, ki)
             if plan.fast == 3:
-                c0 = g.lo
-                while c0 < g.hi:
-                    nl = min(<Py_ssize_t>LANES, g.hi - c0)
-                    lanes_gather(g, xb, roff, nrows, c0, nl, L, ki)
-                    lanes_nan(L, plan.n, nl, flags, ki)
-                    if ki == NULL:
-                        lanes_network(L, plan.pairs, plan.npairs, nl)
-                        for i in range(nl):
-                            op[(c0 + i) * os] = L[plan.r * LANES + i]
-                    else:
-                        lanes_mode(L, cnt, plan.n, plan.pairs, plan.npairs, nl)
-                        for i in range(nl):
-                            op[(c0 + i) * os] = flip(L[i], <T>ki.mask)
-                    for i in range(nl):
-                        if flags[i]:
-                            if omit:
-                                scalar_column(g, xb, roff, rcv, nrows, c0 + i, vals, op,
-                                              os, spec, omit, has_nd, nd, cval, ki)
-                            else:
-                                op[(c0 + i) * os] = nan_value(cval, ki)
-                    c0 = c0 + nl
-                continue
-            any_nan = False
-            if g.hi > g.lo:
-                i = (g.lo * g.s - g.p) * g.sc
-                if ki != NULL and plan.fast == 4:
-                    any_nan = mode2x2x2_row(xb + roff[0] + i, xb + roff[1] + i,
-                                            xb + roff[2] + i, xb + roff[3] + i,
-                                            g.s * g.sc, op + g.lo * os, os, g.hi - g.lo,
-                                            ki)
-                elif ki != NULL:
-                    any_nan = mode2x2_row(xb + roff[0] + i, xb + roff[1] + i,
-                                          g.s * g.sc, op + g.lo * os, os, g.hi - g.lo, ki)
-                elif plan.fast == 1:
-                    any_nan = rank2x2_row(xb + roff[0] + i, xb + roff[1] + i, g.s * g.sc,
-                                          plan.r, op + g.lo * os, os, g.hi - g.lo)
-                else:
-                    any_nan = median3x3_row(xb + roff[0] + i, xb + roff[1] + i,
-                                            xb + roff[2] + i, g.s * g.sc,
-                                            op + g.lo * os, os, g.hi - g.lo)
-            if any_nan and omit:
+                lanes_row(g, xb, roff, rcv, nrows, op, os, plan, spec, ki, omit, nd,
+                          cval, L, cnt, vals, flags)
+            elif registers_row(g, xb, roff, op, os, plan, ki) and omit:
                 # Rare: redo the row's interior, the scalar path skips the NaNs.
                 for w in range(g.lo, g.hi):
                     scalar_column(g, xb, roff, rcv, nrows, w, vals, op, os, spec, omit,
