@@ -658,7 +658,8 @@ cdef bint mode2x2x2_row(const T* q0, const T* q1, const T* q2, const T* q3,
 cdef void lanes_gather(const Geom* g, const T* xb, const int64_t* roff,
                        Py_ssize_t nrows, Py_ssize_t c0, Py_ssize_t nl, T* L,
                        const KeyInfo* ki) noexcept nogil:
-    """Samples of interior outputs ``[c0, c0 + nl)`` into ``L`` (sample-major)."""
+    """Samples of interior outputs ``[c0, c0 + nl)`` into ``L`` (sample-major).
+    The usual steps between windows are literal so that the copies vectorise."""
     cdef Py_ssize_t r, j, i, s = 0
     cdef int64_t jump = g.s * g.sc
     cdef const T* src
@@ -677,6 +678,12 @@ cdef void lanes_gather(const Geom* g, const T* xb, const int64_t* roff,
             elif jump == 2:
                 for i in range(nl):
                     dst[i] = src[2 * i]
+            elif jump == 3:
+                for i in range(nl):
+                    dst[i] = src[3 * i]
+            elif jump == 4:
+                for i in range(nl):
+                    dst[i] = src[4 * i]
             else:
                 for i in range(nl):
                     dst[i] = src[i * jump]
