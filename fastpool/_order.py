@@ -88,10 +88,11 @@ def _check_percentile(percentile):
     if isinstance(percentile, (bool, np.bool_)) or not isinstance(percentile,
                                                                   numbers.Real):
         raise TypeError(f"percentile must be a real number, got {percentile!r}")
-    percentile = float(percentile)
-    if not 0.0 <= percentile <= 100.0:
-        raise ValueError(f"percentile must lie in [0, 100], got {percentile!r}")
-    return percentile
+    value = float(percentile)
+    if not -100.0 <= value <= 100.0:
+        raise ValueError(f"percentile must lie in [-100, 100], got {percentile!r}")
+    # scipy.ndimage's rule: a negative percentile counts from the top.
+    return value + 100.0 if value < 0 else value
 
 
 def _full_rank(kind, rank, percentile, n):
@@ -318,9 +319,10 @@ def percentile_pool(input, percentile, size, stride=None, *, padding=0, dilation
     ----------
     %(input)s
     percentile : float
-        In ``[0, 100]``.  A window of ``n`` values gives its value of rank
-        ``int(n * percentile / 100)`` (``n - 1`` for 100), as scipy.ndimage's
-        ``percentile_filter``: no interpolation between values.
+        In ``[0, 100]``; a negative value counts from the top (``-20`` is 80), as
+        in scipy.ndimage's ``percentile_filter``.  A window of ``n`` values gives its
+        value of rank ``int(n * percentile / 100)`` (``n - 1`` for 100): no
+        interpolation between values.
     %(size)s
     %(stride)s
     %(padding)s

@@ -1112,7 +1112,7 @@ def test_rank_limits_accepted():
         fastpool.rank_pool(X, 4, 2, dilation=2)
 
 
-@pytest.mark.parametrize("p", [-0.1, 100.1, -1, 101, np.nan, np.inf, -np.inf, 1e9])
+@pytest.mark.parametrize("p", [-100.1, 100.1, -101, 101, np.nan, np.inf, -np.inf, 1e9])
 def test_percentile_value_error(p):
     with pytest.raises(ValueError, match="percentile"):
         fastpool.percentile_pool(X, p, 2)
@@ -1122,6 +1122,16 @@ def test_percentile_value_error(p):
 def test_percentile_type_error(p):
     with pytest.raises(TypeError, match="percentile"):
         fastpool.percentile_pool(X, p, 2)
+
+
+def test_negative_percentile_counts_from_the_top():
+    # scipy.ndimage.percentile_filter: percentile -20 is 80, -100 is 0.
+    for p in (-20, -0.5, -100, -75.25):
+        np.testing.assert_array_equal(fastpool.percentile_pool(X, p, 3),
+                                      fastpool.percentile_pool(X, p + 100, 3))
+        np.testing.assert_array_equal(
+            fastpool.percentile_pool(X, p, 3, stride=1, mode="reflect", padding=1),
+            ndi.percentile_filter(X, p, size=3, mode="reflect"))
 
 
 def test_percentile_numeric_types_accepted():
