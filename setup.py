@@ -89,6 +89,8 @@ extensions = [
         [f"fastpool/_kernels/{name}.pyx"],
         include_dirs=[np.get_include(), "fastpool/_kernels"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        # Rebuild when the shared C header changes (setuptools tracks only sources).
+        depends=["fastpool/_kernels/_fastpool.h"],
     )
     for name in EXTENSIONS + ([f"{n}_avx2" for n in AVX2_EXTENSIONS] if X86 else [])
 ]

@@ -25,7 +25,10 @@ def _use(monkeypatch, variant):
 
 
 def test_avx2_variant_is_used_where_the_cpu_has_it():
-    expected = "avx2" if fastpool._kernels._openmp.cpu_has_avx2() else "baseline"
+    cpu = fastpool._kernels._openmp
+    expected = "baseline"
+    if cpu.cpu_has_avx2():
+        expected = "avx2+avx512" if cpu.cpu_has_avx512() else "avx2"
     assert fastpool._kernels.SIMD == expected
 
 
@@ -66,3 +69,30 @@ def test_avx2_equals_baseline_bitwise(monkeypatch, method, dtype):
             a, b = results["baseline"], results["avx2"]
             assert a.dtype == b.dtype
             assert a.tobytes() == b.tobytes(), (shape, kw)
+
+
+@avx2
+def test_avx512_loops_equal_avx2_bitwise(tmp_path):
+    """Where the CPU has AVX-512, the AVX2 build runs 512-bit loops for 2x2 means;
+    FASTPOOL_SIMD=avx2 keeps them off.  Both give the same bits."""
+    import os
+    import subprocess
+    import sys
+    if not fastpool._kernels._openmp.cpu_has_avx512():
+        pytest.skip("this CPU has no AVX-512: the 512-bit loops cannot run")
+    rng = np.random.default_rng(3)
+    cases = {"f32": rng.standard_normal((9, 301)).astype(np.float32),
+             "u8": rng.integers(0, 256, (9, 301), dtype=np.uint8)}
+    for name, x in cases.items():
+        x[0, :7] = x[0, 0]  # ties and exact halves
+        np.save(tmp_path / f"{name}.npy", x)
+    code = ("import numpy as np, fastpool, sys; d = sys.argv[1]\n"
+            "for n in ('f32', 'u8'):\n"
+            "    x = np.load(f'{d}/{n}.npy')\n"
+            "    np.save(f'{d}/{n}_avx2.npy', fastpool.avg_pool(x, 2))\n")
+    env = dict(os.environ, FASTPOOL_SIMD="avx2")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=env, check=True)
+    for name, x in cases.items():
+        here = fastpool.avg_pool(x, 2)
+        there = np.load(tmp_path / f"{name}_avx2.npy")
+        assert here.tobytes() == there.tobytes(), name

@@ -45,6 +45,17 @@ static int fp_cpu_has_avx2(void) {
 #endif
 }
 
+/* Whether the running CPU has AVX-512 F, BW, DQ and VL. */
+static int fp_cpu_has_avx512(void) {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+           && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+#else
+    return 0;
+#endif
+}
+
 #ifdef _OPENMP
 #include <omp.h>
 static int fp_openmp_enabled(void) { return 1; }
@@ -60,11 +71,81 @@ static int fp_max_threads(void) { return 1; }
    adds the pairs in one instruction, and the loop then runs at memory speed. */
 #if defined(__AVX2__)
 #include <immintrin.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Whether the AVX-512 loops may run: the CPU has AVX-512 F/BW/DQ/VL and
+   FASTPOOL_SIMD does not ask for "avx2" (or "baseline").  Decided once; a race
+   between threads on the first calls writes the same value. */
+static int fp_use_avx512(void) {
+    static int use = -1;
+    if (use < 0) {
+        const char* env = getenv("FASTPOOL_SIMD");
+        use = !(env && (strcmp(env, "avx2") == 0 || strcmp(env, "baseline") == 0))
+              && fp_cpu_has_avx512();
+    }
+    return use;
+}
+
+/* fp_mean2x2_f32 with 512-bit vectors: eight outputs a step, the even and odd
+   doubles separated by permutes instead of hadd (the same sums in the same
+   order, so the same bits). */
+__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw")))
+static ptrdiff_t fp_mean2x2_f32_avx512(const float* q0, const float* q1, float* o,
+                                       ptrdiff_t n) {
+    const __m512d quarter = _mm512_set1_pd(0.25);
+    const __m512i even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
+    const __m512i odd = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
+    ptrdiff_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m512 a = _mm512_loadu_ps(q0 + 2 * i);
+        __m512 b = _mm512_loadu_ps(q1 + 2 * i);
+        __m512d a0 = _mm512_cvtps_pd(_mm512_castps512_ps256(a));
+        __m512d a1 = _mm512_cvtps_pd(_mm512_extractf32x8_ps(a, 1));
+        __m512d b0 = _mm512_cvtps_pd(_mm512_castps512_ps256(b));
+        __m512d b1 = _mm512_cvtps_pd(_mm512_extractf32x8_ps(b, 1));
+        __m512d pa = _mm512_add_pd(_mm512_permutex2var_pd(a0, even, a1),
+                                   _mm512_permutex2var_pd(a0, odd, a1));
+        __m512d pb = _mm512_add_pd(_mm512_permutex2var_pd(b0, even, b1),
+                                   _mm512_permutex2var_pd(b0, odd, b1));
+        _mm256_storeu_ps(o + i, _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_add_pd(pa, pb),
+                                                               quarter)));
+    }
+    return i;
+}
+
+/* fp_mean2x2_u8 with 512-bit vectors: 64 outputs a step. */
+__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw")))
+static ptrdiff_t fp_mean2x2_u8_avx512(const unsigned char* q0, const unsigned char* q1,
+                                      unsigned char* o, ptrdiff_t n) {
+    const __m512i ones8 = _mm512_set1_epi8(1);
+    const __m512i ones16 = _mm512_set1_epi16(1);
+    const __m512i order = _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7);
+    ptrdiff_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __m512i s0 = _mm512_add_epi16(
+            _mm512_maddubs_epi16(_mm512_loadu_si512((const void*)(q0 + 2 * i)), ones8),
+            _mm512_maddubs_epi16(_mm512_loadu_si512((const void*)(q1 + 2 * i)), ones8));
+        __m512i s1 = _mm512_add_epi16(
+            _mm512_maddubs_epi16(_mm512_loadu_si512((const void*)(q0 + 2 * i + 64)), ones8),
+            _mm512_maddubs_epi16(_mm512_loadu_si512((const void*)(q1 + 2 * i + 64)), ones8));
+        s0 = _mm512_srli_epi16(_mm512_add_epi16(_mm512_add_epi16(s0, ones16),
+                               _mm512_and_si512(_mm512_srli_epi16(s0, 2), ones16)), 2);
+        s1 = _mm512_srli_epi16(_mm512_add_epi16(_mm512_add_epi16(s1, ones16),
+                               _mm512_and_si512(_mm512_srli_epi16(s1, 2), ones16)), 2);
+        _mm512_storeu_si512((void*)(o + i),
+                            _mm512_permutexvar_epi64(order, _mm512_packus_epi16(s0, s1)));
+    }
+    return i;
+}
+
 static inline ptrdiff_t fp_mean2x2_u8(const unsigned char* q0, const unsigned char* q1,
                                       unsigned char* o, ptrdiff_t n) {
     const __m256i ones8 = _mm256_set1_epi8(1);
     const __m256i ones16 = _mm256_set1_epi16(1);
     ptrdiff_t i = 0;
+    if (fp_use_avx512())
+        i = fp_mean2x2_u8_avx512(q0, q1, o, n);
     for (; i + 32 <= n; i += 32) {
         __m256i s0 = _mm256_add_epi16(
             _mm256_maddubs_epi16(_mm256_loadu_si256((const __m256i*)(q0 + 2 * i)), ones8),
@@ -92,6 +173,8 @@ static inline ptrdiff_t fp_mean2x2_f32(const float* q0, const float* q1, float* 
                                        ptrdiff_t n) {
     const __m256d quarter = _mm256_set1_pd(0.25);
     ptrdiff_t i = 0;
+    if (fp_use_avx512())
+        i = fp_mean2x2_f32_avx512(q0, q1, o, n);
     for (; i + 4 <= n; i += 4) {
         __m256 a = _mm256_loadu_ps(q0 + 2 * i);
         __m256 b = _mm256_loadu_ps(q1 + 2 * i);

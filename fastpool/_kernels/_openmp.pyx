@@ -4,6 +4,7 @@ cdef extern from "_fastpool.h":
     int fp_openmp_enabled() nogil
     int fp_max_threads() nogil
     int fp_cpu_has_avx2() nogil
+    int fp_cpu_has_avx512() nogil
 
 
 def openmp_enabled():
@@ -26,3 +27,9 @@ def max_threads():
 def cpu_has_avx2():
     """True when the CPU running this process has AVX2."""
     return bool(fp_cpu_has_avx2())
+
+
+def cpu_has_avx512():
+    """True when the CPU has the AVX-512 subsets (F, BW, DQ, VL) that the 512-bit
+    loops of the AVX2 build use."""
+    return bool(fp_cpu_has_avx512())
