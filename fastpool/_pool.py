@@ -1,5 +1,7 @@
 """Forward pooling API: validate -> geometry -> kernel, thin per family."""
 
+import itertools
+import math
 import numbers
 import operator
 
@@ -43,18 +45,22 @@ def batch_views(arrays, pooled):
     singles = [a for a in range(ref.ndim) if a not in pooled and a not in batch]
     order = outer + inner + list(pooled) + singles
     moved = [arr.transpose(order) for arr in arrays]
-    n_in = int(np.prod([ref.shape[a] for a in inner], dtype=np.int64)) if inner else 1
+    n_in = math.prod(ref.shape[a] for a in inner)
     views = []
-    for index in np.ndindex(*[ref.shape[a] for a in outer]):
+    for index in itertools.product(*[range(ref.shape[a]) for a in outer]):
         group = []
         for arr in moved:
-            sub = arr[index]
-            stride = sub.strides[len(inner) - 1] if inner else 0
+            sub = arr[index] if index else arr
             pooled_shape = sub.shape[len(inner):len(inner) + len(pooled)]
-            pooled_strides = sub.strides[len(inner):len(inner) + len(pooled)]
-            group.append(as_strided(sub, (n_in,) + pooled_shape,
-                                    (stride,) + pooled_strides,
-                                    writeable=sub.flags.writeable))
+            view = sub.reshape((n_in,) + pooled_shape)
+            if view.base is not (sub if sub.base is None else sub.base):
+                # reshape copied (it should not: the inner axes merge by their
+                # strides); a kernel must see the caller's memory.
+                stride = sub.strides[len(inner) - 1] if inner else 0
+                view = as_strided(sub, (n_in,) + pooled_shape,
+                                  (stride,) + sub.strides[len(inner):len(inner) + len(pooled)],
+                                  writeable=sub.flags.writeable)
+            group.append(view)
         views.append(group)
     return views
 
@@ -96,8 +102,8 @@ class _Call:
             shape[a] = w.out_len
         self.out_shape = tuple(shape)
         self.packed = pack_tables(self.windows)
-        window = int(np.prod([w.width for w in self.windows]))
-        self.nthreads = S.threads_for(int(np.prod(shape)) * window, workers)
+        window = math.prod(w.width for w in self.windows)
+        self.nthreads = S.threads_for(math.prod(shape) * window, workers)
         self.tag = np.empty(0, dtype=x.dtype)
 
     def output(self, output, default_dtype):

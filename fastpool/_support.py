@@ -4,6 +4,7 @@ All semantics and all checks live here and in ``_geometry``; the kernels trust
 what they are given.
 """
 
+import functools
 import numbers
 import operator
 import os
@@ -225,8 +226,34 @@ class PoolParams:
     nan_policy: str
 
 
+def _plain(value):
+    """``value`` is None, a str, a bool, an int or a tuple of ints, by exact type:
+    values that hash and compare only to what validates the same way (a bool
+    ``size`` must not hit the cache entry of an int ``size``)."""
+    t = type(value)
+    return (value is None or t is int or t is str or t is bool
+            or (t is tuple and all(type(v) is int for v in value)))
+
+
 def pool_params(ndim, size, stride, padding, dilation, ceil_mode, mode, nan_policy, axes):
-    """Validate the shared sliding-window parameters (SPEC section 2)."""
+    """Validate the shared sliding-window parameters (SPEC section 2).
+
+    Plain arguments (ints, tuples of ints, strings) are validated once and cached:
+    the Python layer is most of the time of a call on a small array.
+    """
+    args = (ndim, size, stride, padding, dilation, ceil_mode, mode, nan_policy, axes)
+    if all(_plain(a) for a in args) and type(ceil_mode) is bool:
+        return _pool_params_cached(*args)
+    return _pool_params(*args)
+
+
+@functools.lru_cache(maxsize=256)
+def _pool_params_cached(*args):
+    return _pool_params(*args)
+
+
+def _pool_params(ndim, size, stride, padding, dilation, ceil_mode, mode, nan_policy,
+                 axes):
     axes = normalize_axes(axes, ndim)
     n = len(axes)
     size = normalize_sequence(size, n, "size", 1)
