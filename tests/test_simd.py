@@ -73,26 +73,35 @@ def test_avx2_equals_baseline_bitwise(monkeypatch, method, dtype):
 
 @avx2
 def test_avx512_loops_equal_avx2_bitwise(tmp_path):
-    """Where the CPU has AVX-512, the AVX2 build runs 512-bit loops for 2x2 means;
-    FASTPOOL_SIMD=avx2 keeps them off.  Both give the same bits."""
+    """Where the CPU has AVX-512, the AVX2 build runs 512-bit loops for 2x2 means
+    and 3x3/2 float32 medians; FASTPOOL_SIMD=avx2 keeps them off.  Both give the
+    same bits (zero signs and NaN included)."""
     import os
     import subprocess
     import sys
     if not fastpool._kernels._openmp.cpu_has_avx512():
         pytest.skip("this CPU has no AVX-512: the 512-bit loops cannot run")
     rng = np.random.default_rng(3)
+    signed_zeros = rng.choice(np.array([-0.0, 0.0, 1.0], np.float32), (9, 301))
+    with_nan = rng.standard_normal((9, 301)).astype(np.float32)
+    with_nan[rng.random(with_nan.shape) < 0.01] = np.nan
     cases = {"f32": rng.standard_normal((9, 301)).astype(np.float32),
+             "zeros": signed_zeros, "nan": with_nan,
              "u8": rng.integers(0, 256, (9, 301), dtype=np.uint8)}
     for name, x in cases.items():
         x[0, :7] = x[0, 0]  # ties and exact halves
         np.save(tmp_path / f"{name}.npy", x)
+    calls = {"avg": "fastpool.avg_pool(x, 2)",
+             "median": "fastpool.median_pool(x, 3, 2)"}
     code = ("import numpy as np, fastpool, sys; d = sys.argv[1]\n"
-            "for n in ('f32', 'u8'):\n"
+            f"for n in {tuple(cases)!r}:\n"
             "    x = np.load(f'{d}/{n}.npy')\n"
-            "    np.save(f'{d}/{n}_avx2.npy', fastpool.avg_pool(x, 2))\n")
+            + "".join(f"    np.save(f'{{d}}/{{n}}_{m}.npy', {c})\n"
+                      for m, c in calls.items()))
     env = dict(os.environ, FASTPOOL_SIMD="avx2")
     subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=env, check=True)
     for name, x in cases.items():
-        here = fastpool.avg_pool(x, 2)
-        there = np.load(tmp_path / f"{name}_avx2.npy")
-        assert here.tobytes() == there.tobytes(), name
+        for method, call in calls.items():
+            here = eval(call, {"fastpool": fastpool, "x": x})
+            there = np.load(tmp_path / f"{name}_{method}.npy")
+            assert here.tobytes() == there.tobytes(), (name, method)

@@ -114,6 +114,58 @@ static ptrdiff_t fp_mean2x2_f32_avx512(const float* q0, const float* q1, float* 
     return i;
 }
 
+/* Medians of the 3x3 windows, stride 2, of float32 rows q0..q2 into o[0, n), 16
+   outputs a step; returns how many it wrote (it leaves at least one to the caller,
+   so that no load passes the last column a window needs).  The network is the
+   Cython median9's, comparator for comparator: min(a, b) there is b < a ? b : a,
+   which is vminps(b, a) (the same operand wins on ties, so the same zero sign).
+   Windows with NaN get NaN and set *any_nan. */
+#define FP_MIN(a, b) _mm512_min_ps(b, a)
+#define FP_MAX(a, b) _mm512_max_ps(b, a)
+#define FP_MED3(x, y, z) FP_MAX(FP_MIN(x, y), FP_MIN(FP_MAX(x, y), z))
+__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw")))
+static ptrdiff_t fp_median3x3_f32_avx512(const float* q0, const float* q1, const float* q2,
+                                         float* o, ptrdiff_t n, int* any_nan) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22,
+                                           24, 26, 28, 30);
+    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23,
+                                          25, 27, 29, 31);
+    const __m512 qnan = _mm512_set1_ps(__builtin_nanf(""));
+    const float* rows[3] = {q0, q1, q2};
+    ptrdiff_t i = 0;
+    for (; i + 16 < n; i += 16) {
+        __m512 c0[3], c1[3], c2[3];
+        __mmask16 nan = 0;
+        for (int r = 0; r < 3; r++) {
+            const float* q = rows[r] + 2 * i;
+            __m512 a = _mm512_loadu_ps(q), b = _mm512_loadu_ps(q + 16);
+            __m512 c = _mm512_loadu_ps(q + 2), d = _mm512_loadu_ps(q + 18);
+            c0[r] = _mm512_permutex2var_ps(a, even, b);
+            c1[r] = _mm512_permutex2var_ps(a, odd, b);
+            c2[r] = _mm512_permutex2var_ps(c, even, d);
+            nan |= _mm512_cmp_ps_mask(c0[r], c1[r], _CMP_UNORD_Q)
+                   | _mm512_cmp_ps_mask(c2[r], c2[r], _CMP_UNORD_Q);
+        }
+        __m512 l0 = FP_MIN(c0[0], c0[1]), h0 = FP_MAX(c0[0], c0[1]);
+        __m512 l1 = FP_MIN(c1[0], c1[1]), h1 = FP_MAX(c1[0], c1[1]);
+        __m512 l2 = FP_MIN(c2[0], c2[1]), h2 = FP_MAX(c2[0], c2[1]);
+        __m512 lo0 = FP_MIN(l0, c0[2]), mi0 = FP_MAX(l0, FP_MIN(h0, c0[2])), hi0 = FP_MAX(h0, c0[2]);
+        __m512 lo1 = FP_MIN(l1, c1[2]), mi1 = FP_MAX(l1, FP_MIN(h1, c1[2])), hi1 = FP_MAX(h1, c1[2]);
+        __m512 lo2 = FP_MIN(l2, c2[2]), mi2 = FP_MAX(l2, FP_MIN(h2, c2[2])), hi2 = FP_MAX(h2, c2[2]);
+        __m512 res = FP_MED3(FP_MAX(FP_MAX(lo0, lo1), lo2), FP_MED3(mi0, mi1, mi2),
+                             FP_MIN(FP_MIN(hi0, hi1), hi2));
+        if (nan) {
+            res = _mm512_mask_mov_ps(res, nan, qnan);
+            *any_nan = 1;
+        }
+        _mm512_storeu_ps(o + i, res);
+    }
+    return i;
+}
+#undef FP_MIN
+#undef FP_MAX
+#undef FP_MED3
+
 /* fp_mean2x2_u8 with 512-bit vectors: 64 outputs a step. */
 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw")))
 static ptrdiff_t fp_mean2x2_u8_avx512(const unsigned char* q0, const unsigned char* q1,
@@ -188,7 +240,17 @@ static inline ptrdiff_t fp_mean2x2_f32(const float* q0, const float* q1, float* 
     }
     return i;
 }
+/* fp_median3x3_f32_avx512 where the CPU has AVX-512, else nothing (returns 0). */
+static inline ptrdiff_t fp_median3x3_f32(const float* q0, const float* q1, const float* q2,
+                                         float* o, ptrdiff_t n, int* any_nan) {
+    return fp_use_avx512() ? fp_median3x3_f32_avx512(q0, q1, q2, o, n, any_nan) : 0;
+}
 #else
+static inline ptrdiff_t fp_median3x3_f32(const float* q0, const float* q1, const float* q2,
+                                         float* o, ptrdiff_t n, int* any_nan) {
+    (void)q0; (void)q1; (void)q2; (void)o; (void)n; (void)any_nan;
+    return 0;
+}
 static inline ptrdiff_t fp_mean2x2_f32(const float* q0, const float* q1, float* o,
                                        ptrdiff_t n) {
     (void)q0; (void)q1; (void)o; (void)n;

@@ -41,6 +41,8 @@ cnp.import_array()
 cdef extern from "_fastpool.h":
     bint unordered_f32 "FP_UNORDERED" (float, float) noexcept nogil
     bint unordered_f64 "FP_UNORDERED" (double, double) noexcept nogil
+    Py_ssize_t fp_median3x3_f32(const float* q0, const float* q1, const float* q2,
+                                float* o, Py_ssize_t n, int* any_nan) noexcept nogil
 
 cdef enum:
     LANES = 64
@@ -434,8 +436,13 @@ cdef bint median3x3_row(const T* q0, const T* q1, const T* q2, int64_t jump, T* 
     cdef T res
     cdef bint nan, any_nan = False
     cdef T qnan = nan_value(<T>0, NULL)
+    cdef int nan_seen = 0
     if jump == 2 and os == 1:
-        for i in range(n):
+        i = 0
+        if T is float:
+            i = fp_median3x3_f32(q0, q1, q2, op, n, &nan_seen)
+            any_nan = nan_seen != 0
+        for i in range(i, n):
             res = median9(q0, q1, q2, 2 * i)
             if T is float or T is double:
                 nan = nan9(q0, q1, q2, 2 * i)
