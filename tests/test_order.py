@@ -1203,3 +1203,26 @@ def test_mode_nodata_zero_matches_both_zeros():
     z = np.array([0.0, -0.0, 1.0, 0.0])
     np.testing.assert_array_equal(fastpool.mode_pool(z, 4, nodata=0.0), [1.0])
     np.testing.assert_array_equal(fastpool.median_pool(z, 4, nodata=0.0), [1.0])
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int16", "uint32", "int64", "uint64",
+                                   "float32", "float64"])
+@pytest.mark.parametrize("shape,size", [((2, 9, 70), (2, 2)), ((6, 8, 70), (2, 2, 2))])
+def test_sparse_mode_register_paths(dtype, shape, size):
+    # Label pyramids: mode with a background nodata runs the register paths; every
+    # window kind (all background, background majority, ties) against the oracle.
+    rng = np.random.default_rng(zlib.crc32(f"{dtype}{shape}".encode()))
+    x = rng.choice(np.array([0, 0, 0, 3, 5, 7], dtype=dtype), shape)
+    x[..., :8] = 0  # windows of only background
+    axes = tuple(range(-len(size), 0))
+    for nodata in (0, 5):
+        kw = dict(nodata=nodata, axes=axes)
+        assert_same(fastpool.mode_pool(x, size, **kw), vec_ref(x, "mode", size, **kw),
+                    "mode")
+    if x.dtype.kind == "f":
+        x.reshape(-1)[::17] = -0.0  # both zeros are the background
+        x.reshape(-1)[::23] = np.nan
+        for policy in ("propagate", "omit"):
+            kw = dict(nodata=0.0, axes=axes, nan_policy=policy)
+            assert_same(fastpool.mode_pool(x, size, **kw),
+                        vec_ref(x, "mode", size, **kw), "mode")

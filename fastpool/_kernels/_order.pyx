@@ -460,45 +460,68 @@ cdef bint median3x3_row(const T* q0, const T* q1, const T* q2, int64_t jump, T* 
     return any_nan
 
 
+# Whether a mode register path skips a nodata value, as a compile-time tag (a
+# runtime flag in the loop body costs the common case its speed).
+cdef struct NoNodata:
+    char _unused
+cdef struct WithNodata:
+    char _unused
+ctypedef fused NodataTag:
+    NoNodata
+    WithNodata
+
+
 cdef inline T better_mode(T best, T bc, T v, T c) noexcept nogil:
     """Whether value ``v`` seen ``c`` times beats ``best`` seen ``bc`` times."""
     return (c > bc) | ((c == bc) & (v < best))
 
 
-cdef inline T mode4(T a, T b, T c, T d) noexcept nogil:
+cdef inline T mode4(T a, T b, T c, T d, T z, NodataTag tag) noexcept nogil:
     """Mode of four keys, ties to the smallest, without counting: with no equal pair
     every value is a mode (take the smallest); otherwise the modes are among the
     values that have an equal partner (one pair, two pairs, a triple or all four),
-    and the smallest of those is the answer in every case."""
-    cdef bint ab = a == b, ac = a == c, ad = a == d, bc = b == c, bd = b == d
-    cdef bint cd = c == d
+    and the smallest of those is the answer in every case.  ``WithNodata``: values
+    equal to ``z`` are not counted, and a window of only ``z`` gives ``z``."""
+    cdef bint va = True, vb = True, vc = True, vd = True
+    if NodataTag is WithNodata:
+        va = a != z
+        vb = b != z
+        vc = c != z
+        vd = d != z
+    cdef bint ab = (a == b) & va, ac = (a == c) & va, ad = (a == d) & va
+    cdef bint bc = (b == c) & vb, bd = (b == d) & vb, cd = (c == d) & vc
     cdef T top = highest(a)
     cdef T paired = tmin(tmin(select(ab | ac | ad, a, top), select(ab | bc | bd, b, top)),
                          tmin(select(ac | bc | cd, c, top), select(ad | bd | cd, d, top)))
-    return select(ab | ac | ad | bc | bd | cd, paired, tmin(tmin(a, b), tmin(c, d)))
+    cdef T single
+    if NodataTag is WithNodata:
+        single = tmin(tmin(select(va, a, top), select(vb, b, top)),
+                      tmin(select(vc, c, top), select(vd, d, top)))
+        single = select(va | vb | vc | vd, single, z)
+    else:
+        single = tmin(tmin(a, b), tmin(c, d))
+    return select(ab | ac | ad | bc | bd | cd, paired, single)
 
 
-cdef bint mode2x2_row(const T* q0, const T* q1, int64_t jump, T* op, int64_t os,
-                      Py_ssize_t n, const KeyInfo* ki) noexcept nogil:
-    """Mode of each 2x2 window into ``op[:n]``; returns whether a window held NaN
-    (its output is then NaN)."""
+cdef bint mode2x2_as(const T* q0, const T* q1, int64_t jump, T* op, int64_t os,
+                     Py_ssize_t n, const KeyInfo* ki, T z, NodataTag tag) noexcept nogil:
     cdef Py_ssize_t i
     cdef T a, b, c, d, res
     cdef KeyInfo kl = ki[0]   # a local copy: stores to op cannot alias it
     cdef T m = <T>ki.mask
     cdef T qnan = nan_value(<T>0, ki)
     cdef bint nan, any_nan = False
-    cdef bint float_keys = ki.mask != 0
-    if jump == 2 and os == 1 and not float_keys:
+    if jump == 2 and os == 1 and m == 0:
         for i in range(n):
-            op[i] = mode4(q0[2 * i], q0[2 * i + 1], q1[2 * i], q1[2 * i + 1])
+            op[i] = mode4(q0[2 * i], q0[2 * i + 1], q1[2 * i], q1[2 * i + 1], z, tag)
         return False
+    z = flip(z, m)
     for i in range(n):
         a = flip(q0[i * jump], m)
         b = flip(q0[i * jump + 1], m)
         c = flip(q1[i * jump], m)
         d = flip(q1[i * jump + 1], m)
-        res = flip(mode4(a, b, c, d), m)
+        res = flip(mode4(a, b, c, d, z, tag), m)
         if T is int32_t or T is int64_t:
             nan = (key_is_nan(a, &kl) | key_is_nan(b, &kl) | key_is_nan(c, &kl)
                    | key_is_nan(d, &kl))
@@ -508,96 +531,231 @@ cdef bint mode2x2_row(const T* q0, const T* q1, int64_t jump, T* op, int64_t os,
     return any_nan
 
 
-cdef inline T mode8(T v0, T v1, T v2, T v3, T v4, T v5, T v6, T v7) noexcept nogil:
+cdef bint mode2x2_row(const T* q0, const T* q1, int64_t jump, T* op, int64_t os,
+                      Py_ssize_t n, const KeyInfo* ki, bint has_nd, T nd) noexcept nogil:
+    """Mode of each 2x2 window into ``op[:n]``, ``nd`` (the raw nodata value) not
+    counted when ``has_nd``; returns whether a window held NaN (its output is then
+    NaN)."""
+    cdef NoNodata plain
+    cdef WithNodata sparse
+    if has_nd:
+        return mode2x2_as(q0, q1, jump, op, os, n, ki, nd, sparse)
+    return mode2x2_as(q0, q1, jump, op, os, n, ki, nd, plain)
+
+
+cdef inline T mode8(T v0, T v1, T v2, T v3, T v4, T v5, T v6, T v7, T z,
+                   NodataTag tag) noexcept nogil:
     """Mode of eight keys by pairwise counts (no sort), ties to the smallest.
     Written out in full: gcc vectorises straight-line code across outputs, not the
-    nested loops it would have to unroll first."""
+    nested loops it would have to unroll first.  ``WithNodata``: values equal to
+    ``z`` count 0 (a window of only ``z`` gives ``z``)."""
     cdef T e, best, bc, better
-    cdef T c0 = 0, c1 = 0, c2 = 0, c3 = 0, c4 = 0, c5 = 0, c6 = 0, c7 = 0
-    e = v0 == v1
+    cdef T c0 = 1, c1 = 1, c2 = 1, c3 = 1, c4 = 1, c5 = 1, c6 = 1, c7 = 1
+    if NodataTag is WithNodata:
+        c0 = v0 != z
+        c1 = v1 != z
+        c2 = v2 != z
+        c3 = v3 != z
+        c4 = v4 != z
+        c5 = v5 != z
+        c6 = v6 != z
+        c7 = v7 != z
+    if NodataTag is WithNodata:
+        e = (v0 == v1) & (v0 != z)
+    else:
+        e = v0 == v1
     c0 = c0 + e
     c1 = c1 + e
-    e = v0 == v2
+    if NodataTag is WithNodata:
+        e = (v0 == v2) & (v0 != z)
+    else:
+        e = v0 == v2
     c0 = c0 + e
     c2 = c2 + e
-    e = v0 == v3
+    if NodataTag is WithNodata:
+        e = (v0 == v3) & (v0 != z)
+    else:
+        e = v0 == v3
     c0 = c0 + e
     c3 = c3 + e
-    e = v0 == v4
+    if NodataTag is WithNodata:
+        e = (v0 == v4) & (v0 != z)
+    else:
+        e = v0 == v4
     c0 = c0 + e
     c4 = c4 + e
-    e = v0 == v5
+    if NodataTag is WithNodata:
+        e = (v0 == v5) & (v0 != z)
+    else:
+        e = v0 == v5
     c0 = c0 + e
     c5 = c5 + e
-    e = v0 == v6
+    if NodataTag is WithNodata:
+        e = (v0 == v6) & (v0 != z)
+    else:
+        e = v0 == v6
     c0 = c0 + e
     c6 = c6 + e
-    e = v0 == v7
+    if NodataTag is WithNodata:
+        e = (v0 == v7) & (v0 != z)
+    else:
+        e = v0 == v7
     c0 = c0 + e
     c7 = c7 + e
-    e = v1 == v2
+    if NodataTag is WithNodata:
+        e = (v1 == v2) & (v1 != z)
+    else:
+        e = v1 == v2
     c1 = c1 + e
     c2 = c2 + e
-    e = v1 == v3
+    if NodataTag is WithNodata:
+        e = (v1 == v3) & (v1 != z)
+    else:
+        e = v1 == v3
     c1 = c1 + e
     c3 = c3 + e
-    e = v1 == v4
+    if NodataTag is WithNodata:
+        e = (v1 == v4) & (v1 != z)
+    else:
+        e = v1 == v4
     c1 = c1 + e
     c4 = c4 + e
-    e = v1 == v5
+    if NodataTag is WithNodata:
+        e = (v1 == v5) & (v1 != z)
+    else:
+        e = v1 == v5
     c1 = c1 + e
     c5 = c5 + e
-    e = v1 == v6
+    if NodataTag is WithNodata:
+        e = (v1 == v6) & (v1 != z)
+    else:
+        e = v1 == v6
     c1 = c1 + e
     c6 = c6 + e
-    e = v1 == v7
+    if NodataTag is WithNodata:
+        e = (v1 == v7) & (v1 != z)
+    else:
+        e = v1 == v7
     c1 = c1 + e
     c7 = c7 + e
-    e = v2 == v3
+    if NodataTag is WithNodata:
+        e = (v2 == v3) & (v2 != z)
+    else:
+        e = v2 == v3
     c2 = c2 + e
     c3 = c3 + e
-    e = v2 == v4
+    if NodataTag is WithNodata:
+        e = (v2 == v4) & (v2 != z)
+    else:
+        e = v2 == v4
     c2 = c2 + e
     c4 = c4 + e
-    e = v2 == v5
+    if NodataTag is WithNodata:
+        e = (v2 == v5) & (v2 != z)
+    else:
+        e = v2 == v5
     c2 = c2 + e
     c5 = c5 + e
-    e = v2 == v6
+    if NodataTag is WithNodata:
+        e = (v2 == v6) & (v2 != z)
+    else:
+        e = v2 == v6
     c2 = c2 + e
     c6 = c6 + e
-    e = v2 == v7
+    if NodataTag is WithNodata:
+        e = (v2 == v7) & (v2 != z)
+    else:
+        e = v2 == v7
     c2 = c2 + e
     c7 = c7 + e
-    e = v3 == v4
+    if NodataTag is WithNodata:
+        e = (v3 == v4) & (v3 != z)
+    else:
+        e = v3 == v4
     c3 = c3 + e
     c4 = c4 + e
-    e = v3 == v5
+    if NodataTag is WithNodata:
+        e = (v3 == v5) & (v3 != z)
+    else:
+        e = v3 == v5
     c3 = c3 + e
     c5 = c5 + e
-    e = v3 == v6
+    if NodataTag is WithNodata:
+        e = (v3 == v6) & (v3 != z)
+    else:
+        e = v3 == v6
     c3 = c3 + e
     c6 = c6 + e
-    e = v3 == v7
+    if NodataTag is WithNodata:
+        e = (v3 == v7) & (v3 != z)
+    else:
+        e = v3 == v7
     c3 = c3 + e
     c7 = c7 + e
-    e = v4 == v5
+    if NodataTag is WithNodata:
+        e = (v4 == v5) & (v4 != z)
+    else:
+        e = v4 == v5
     c4 = c4 + e
     c5 = c5 + e
-    e = v4 == v6
+    if NodataTag is WithNodata:
+        e = (v4 == v6) & (v4 != z)
+    else:
+        e = v4 == v6
     c4 = c4 + e
     c6 = c6 + e
-    e = v4 == v7
+    if NodataTag is WithNodata:
+        e = (v4 == v7) & (v4 != z)
+    else:
+        e = v4 == v7
     c4 = c4 + e
     c7 = c7 + e
-    e = v5 == v6
+    if NodataTag is WithNodata:
+        e = (v5 == v6) & (v5 != z)
+    else:
+        e = v5 == v6
     c5 = c5 + e
     c6 = c6 + e
-    e = v5 == v7
+    if NodataTag is WithNodata:
+        e = (v5 == v7) & (v5 != z)
+    else:
+        e = v5 == v7
     c5 = c5 + e
     c7 = c7 + e
-    e = v6 == v7
+    if NodataTag is WithNodata:
+        e = (v6 == v7) & (v6 != z)
+    else:
+        e = v6 == v7
     c6 = c6 + e
     c7 = c7 + e
+    if NodataTag is WithNodata:
+        best = z
+        bc = 0
+        better = better_mode(best, bc, v0, c0)
+        best = select(better != 0, v0, best)
+        bc = select(better != 0, c0, bc)
+        better = better_mode(best, bc, v1, c1)
+        best = select(better != 0, v1, best)
+        bc = select(better != 0, c1, bc)
+        better = better_mode(best, bc, v2, c2)
+        best = select(better != 0, v2, best)
+        bc = select(better != 0, c2, bc)
+        better = better_mode(best, bc, v3, c3)
+        best = select(better != 0, v3, best)
+        bc = select(better != 0, c3, bc)
+        better = better_mode(best, bc, v4, c4)
+        best = select(better != 0, v4, best)
+        bc = select(better != 0, c4, bc)
+        better = better_mode(best, bc, v5, c5)
+        best = select(better != 0, v5, best)
+        bc = select(better != 0, c5, bc)
+        better = better_mode(best, bc, v6, c6)
+        best = select(better != 0, v6, best)
+        bc = select(better != 0, c6, bc)
+        better = better_mode(best, bc, v7, c7)
+        best = select(better != 0, v7, best)
+        bc = select(better != 0, c7, bc)
+        return best
     best = v0
     bc = c0
     better = better_mode(best, bc, v1, c1)
@@ -623,11 +781,9 @@ cdef inline T mode8(T v0, T v1, T v2, T v3, T v4, T v5, T v6, T v7) noexcept nog
     return best
 
 
-cdef bint mode2x2x2_row(const T* q0, const T* q1, const T* q2, const T* q3,
-                        int64_t jump, T* op, int64_t os, Py_ssize_t n,
-                        const KeyInfo* ki) noexcept nogil:
-    """Mode of each window of four rows by two columns (2x2x2 volumes) into
-    ``op[:n]``; returns whether a window held NaN (its output is then NaN)."""
+cdef bint mode2x2x2_as(const T* q0, const T* q1, const T* q2, const T* q3,
+                       int64_t jump, T* op, int64_t os, Py_ssize_t n,
+                       const KeyInfo* ki, T z, NodataTag tag) noexcept nogil:
     cdef Py_ssize_t i
     cdef T v[8]
     cdef T res
@@ -635,11 +791,12 @@ cdef bint mode2x2x2_row(const T* q0, const T* q1, const T* q2, const T* q3,
     cdef T m = <T>ki.mask
     cdef T qnan = nan_value(<T>0, ki)
     cdef bint nan, any_nan = False
-    if jump == 2 and os == 1 and ki.mask == 0:
+    if jump == 2 and os == 1 and m == 0:
         for i in range(n):
             op[i] = mode8(q0[2 * i], q0[2 * i + 1], q1[2 * i], q1[2 * i + 1],
-                          q2[2 * i], q2[2 * i + 1], q3[2 * i], q3[2 * i + 1])
+                          q2[2 * i], q2[2 * i + 1], q3[2 * i], q3[2 * i + 1], z, tag)
         return False
+    z = flip(z, m)
     for i in range(n):
         v[0] = flip(q0[i * jump], m)
         v[1] = flip(q0[i * jump + 1], m)
@@ -649,7 +806,7 @@ cdef bint mode2x2x2_row(const T* q0, const T* q1, const T* q2, const T* q3,
         v[5] = flip(q2[i * jump + 1], m)
         v[6] = flip(q3[i * jump], m)
         v[7] = flip(q3[i * jump + 1], m)
-        res = flip(mode8(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]), m)
+        res = flip(mode8(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], z, tag), m)
         if T is int32_t or T is int64_t:
             nan = (key_is_nan(v[0], &kl) | key_is_nan(v[1], &kl) | key_is_nan(v[2], &kl)
                    | key_is_nan(v[3], &kl) | key_is_nan(v[4], &kl) | key_is_nan(v[5], &kl)
@@ -658,6 +815,19 @@ cdef bint mode2x2x2_row(const T* q0, const T* q1, const T* q2, const T* q3,
             res = select(nan, qnan, res)
         op[i * os] = res
     return any_nan
+
+
+cdef bint mode2x2x2_row(const T* q0, const T* q1, const T* q2, const T* q3,
+                        int64_t jump, T* op, int64_t os, Py_ssize_t n,
+                        const KeyInfo* ki, bint has_nd, T nd) noexcept nogil:
+    """Mode of each window of four rows by two columns (2x2x2 volumes) into
+    ``op[:n]``, ``nd`` not counted when ``has_nd``; returns whether a window held
+    NaN (its output is then NaN)."""
+    cdef NoNodata plain
+    cdef WithNodata sparse
+    if has_nd:
+        return mode2x2x2_as(q0, q1, q2, q3, jump, op, os, n, ki, nd, sparse)
+    return mode2x2x2_as(q0, q1, q2, q3, jump, op, os, n, ki, nd, plain)
 
 
 # --------------------------------------------------------------------------- lanes
@@ -820,9 +990,11 @@ cdef void lanes_row(const Geom* g, const T* xb, const int64_t* roff, const char*
 
 
 cdef bint registers_row(const Geom* g, const T* xb, const int64_t* roff, T* op,
-                        int64_t os, const Plan* plan, const KeyInfo* ki) noexcept nogil:
+                        int64_t os, const Plan* plan, const KeyInfo* ki, bint has_nd,
+                        T nd) noexcept nogil:
     """The interior outputs of one row by the register path ``plan.fast`` (rows
-    contiguous); returns whether a window held NaN (its output is then NaN)."""
+    contiguous; nodata only for mode); returns whether a window held NaN (its
+    output is then NaN)."""
     cdef int64_t at = (g.lo * g.s - g.p) * g.sc, jump = g.s * g.sc
     cdef Py_ssize_t n = g.hi - g.lo
     cdef T* o = op + g.lo * os
@@ -830,9 +1002,10 @@ cdef bint registers_row(const Geom* g, const T* xb, const int64_t* roff, T* op,
         return False
     if ki != NULL and plan.fast == 4:
         return mode2x2x2_row(xb + roff[0] + at, xb + roff[1] + at, xb + roff[2] + at,
-                             xb + roff[3] + at, jump, o, os, n, ki)
+                             xb + roff[3] + at, jump, o, os, n, ki, has_nd, nd)
     elif ki != NULL:
-        return mode2x2_row(xb + roff[0] + at, xb + roff[1] + at, jump, o, os, n, ki)
+        return mode2x2_row(xb + roff[0] + at, xb + roff[1] + at, jump, o, os, n, ki,
+                           has_nd, nd)
     elif plan.fast == 1:
         return rank2x2_row(xb + roff[0] + at, xb + roff[1] + at, jump, plan.r, o, os, n)
     else:
@@ -860,6 +1033,10 @@ cdef int engine(const Geom* g, const T* x, T* out, const RankSpec* spec,
     cdef T* cnt
     cdef char* mine
     cdef bint direct
+    # The mode register paths skip one nodata value (not the two zeros of a float
+    # zero nodata); everything else with nodata takes the scalar path.
+    cdef bint sparse_ok = (ki != NULL and (plan.fast == 1 or plan.fast == 4)
+                           and (not has_nd or <T>ki.nd_alt == nd))
     # One block per thread: lanes and their counts, the window's values, the
     # window rows and the NaN flags of a lane block.
     cdef Py_ssize_t lane_bytes = lines((plan.n if plan.fast == 3 else 0) * LANES * sizeof(T))
@@ -888,7 +1065,7 @@ cdef int engine(const Geom* g, const T* x, T* out, const RankSpec* spec,
             nrows = collect_rows(g, orow, roff, rflat, rcv, &oo, &io)
             xb = x + b * g.in_stride[0]
             op = out + b * g.out_stride[0] + oo
-            direct = plan.fast != 0 and not has_nd and nrows == g.max_rows
+            direct = plan.fast != 0 and nrows == g.max_rows and (not has_nd or sparse_ok)
             for r in range(nrows):
                 direct = direct and not rcv[r]
             if not direct:
@@ -905,7 +1082,7 @@ cdef int engine(const Geom* g, const T* x, T* out, const RankSpec* spec,
             if plan.fast == 3:
                 lanes_row(g, xb, roff, rcv, nrows, op, os, plan, spec, ki, omit, nd,
                           cval, L, cnt, vals, flags)
-            elif registers_row(g, xb, roff, op, os, plan, ki) and omit:
+            elif registers_row(g, xb, roff, op, os, plan, ki, has_nd, nd) and omit:
                 # Rare: redo the row's interior, the scalar path skips the NaNs.
                 for w in range(g.lo, g.hi):
                     scalar_column(g, xb, roff, rcv, nrows, w, vals, op, os, spec, omit,
