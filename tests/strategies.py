@@ -3,9 +3,13 @@
 import math
 
 import numpy as np
+from hypothesis import assume
 from hypothesis import strategies as st
 
-from reference import cast_result, default_dtype
+from reference import MODES, cast_result, default_dtype, has_empty_window, output_length
+
+SMALL = {1: 9, 2: 7, 3: 5, 4: 4}
+MEDIUM = {1: 300, 2: 45, 3: 14}  # long rows: vectorised loops, row tails, blocking
 
 
 def draw_output(data, method, in_dtype, values, call_kw, weights=(2, 1, 1),
@@ -36,3 +40,47 @@ def draw_output(data, method, in_dtype, values, call_kw, weights=(2, 1, 1),
         out_arr = np.full(expected.shape, 7, dtype=out_dtype)
         call_kw["output"] = out_arr
     return expected, out_arr
+
+
+@st.composite
+def pool_case(draw, dims=SMALL, max_size=4):
+    """Random geometry: shape, axes, size, stride, padding, dilation, ceil_mode, mode
+    (every window non-empty, every output length >= 1) and ``wsize``, the window's
+    sample count."""
+    ndim = draw(st.sampled_from(sorted(dims)))
+    shape = tuple(draw(st.integers(1, dims[ndim])) for _ in range(ndim))
+    if draw(st.booleans()):
+        axes = None
+        pooled = list(range(ndim))
+    else:
+        pooled = draw(st.lists(st.integers(0, ndim - 1), min_size=1, max_size=ndim,
+                               unique=True))
+        axes = tuple(a - ndim if draw(st.booleans()) else a for a in pooled)
+        if len(axes) == 1:  # also as a list, or a bare int
+            axes = draw(st.sampled_from([axes, list(axes), axes[0]]))
+    m = len(pooled)
+
+    def per_axis(lo_hi):
+        vals = [draw(st.integers(*lo_hi(i))) for i in range(m)]
+        if len(set(vals)) == 1 and draw(st.booleans()):
+            return vals[0], vals
+        return tuple(vals), vals
+
+    size, ks = per_axis(lambda i: (1, max_size))
+    if draw(st.integers(0, 3)) == 0:
+        stride, ss = None, ks
+    else:
+        stride, ss = per_axis(lambda i: (1, max_size))
+    padding, ps = per_axis(lambda i: (0, ks[i] // 2))
+    if draw(st.integers(0, 2)) == 0:
+        dilation, ds = per_axis(lambda i: (1, 3))
+    else:
+        dilation, ds = 1, [1] * m
+    ceil = draw(st.booleans())
+    for ax, k, s, p, d in zip(pooled, ks, ss, ps, ds):
+        assume(output_length(shape[ax], k, s, p, d, ceil) >= 1)
+    mode = draw(st.sampled_from(MODES))
+    assume(not has_empty_window(shape, size, stride, padding, dilation, ceil, mode, axes))
+    return dict(shape=shape, axes=axes, size=size, stride=stride, padding=padding,
+                dilation=dilation, ceil_mode=ceil, mode=mode,
+                wsize=int(np.prod(ks)))

@@ -32,7 +32,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import fastpool
-from strategies import draw_output
+from strategies import draw_output, pool_case
 from reference import (
     ALL_DTYPES,
     LAYOUTS,
@@ -42,7 +42,6 @@ from reference import (
     default_dtype,
     examples,
     geometry,
-    has_empty_window,
     output_length,
     random_array,
     ref,
@@ -211,50 +210,6 @@ def vec_ref(x, method, size, *, stride=None, padding=0, dilation=1, ceil_mode=Fa
 # strategies
 
 
-SMALL = {1: 9, 2: 7, 3: 5, 4: 4}
-
-
-@st.composite
-def order_case(draw, dims=SMALL, max_size=4):
-    """Random geometry: shape, axes, size, stride, padding, dilation, ceil_mode, mode."""
-    ndim = draw(st.sampled_from(sorted(dims)))
-    shape = tuple(draw(st.integers(1, dims[ndim])) for _ in range(ndim))
-    if draw(st.booleans()):
-        axes = None
-        pooled = list(range(ndim))
-    else:
-        pooled = draw(st.lists(st.integers(0, ndim - 1), min_size=1, max_size=ndim,
-                               unique=True))
-        axes = tuple(a - ndim if draw(st.booleans()) else a for a in pooled)
-        if len(axes) == 1 and draw(st.booleans()):
-            axes = axes[0]
-    m = len(pooled)
-
-    def per_axis(lo, hi_of):
-        vals = [draw(st.integers(lo, hi_of(i))) for i in range(m)]
-        if len(set(vals)) == 1 and draw(st.booleans()):
-            return vals[0], vals
-        return tuple(vals), vals
-
-    size, ks = per_axis(1, lambda i: max_size)
-    if draw(st.integers(0, 3)) == 0:
-        stride, ss = None, ks
-    else:
-        stride, ss = per_axis(1, lambda i: max_size)
-    padding, ps = per_axis(0, lambda i: ks[i] // 2)
-    if draw(st.integers(0, 2)) == 0:
-        dilation, ds = per_axis(1, lambda i: 3)
-    else:
-        dilation, ds = 1, [1] * m
-    ceil = draw(st.booleans())
-    for ax, k, s, p, d in zip(pooled, ks, ss, ps, ds):
-        assume(output_length(shape[ax], k, s, p, d, ceil) >= 1)
-    mode = draw(st.sampled_from(MODES))
-    assume(not has_empty_window(shape, size, stride, padding, dilation, ceil, mode, axes))
-    return dict(shape=shape, axes=axes, size=size, stride=stride, padding=padding,
-                dilation=dilation, ceil_mode=ceil, mode=mode, wsize=int(np.prod(ks)))
-
-
 def draw_param(draw, method, wsize):
     """The method's own parameter: ``{'rank': r}``, ``{'percentile': p}`` or ``{}``."""
     if method == "rank":
@@ -367,7 +322,7 @@ def run_case(case, method, dtype, layout, data, seed, oracle="ref"):
 # (a) randomized agreement with the reference
 
 
-@given(case=order_case(), method=st.sampled_from(ORDER), dtype=st.sampled_from(ALL_DTYPES),
+@given(case=pool_case(), method=st.sampled_from(ORDER), dtype=st.sampled_from(ALL_DTYPES),
        layout=st.sampled_from(LAYOUTS), data=st.data(), seed=st.integers(0, 2**32 - 1))
 @settings(max_examples=examples(1000))
 def test_matches_reference(case, method, dtype, layout, data, seed):
@@ -440,7 +395,7 @@ def test_fast_paths_match_reference(case, method, dtype, layout, data, seed):
 
 
 # the vectorised oracle itself is checked against the reference (no fastpool involved)
-@given(case=order_case(), method=st.sampled_from(ORDER), dtype=st.sampled_from(ALL_DTYPES),
+@given(case=pool_case(), method=st.sampled_from(ORDER), dtype=st.sampled_from(ALL_DTYPES),
        data=st.data(), seed=st.integers(0, 2**32 - 1))
 @settings(max_examples=examples(150))
 def test_vectorised_oracle_matches_reference(case, method, dtype, data, seed):
@@ -732,7 +687,7 @@ def test_mode_matches_scipy_stats(data, dtype, seed):
 # (d) identities
 
 
-@given(case=order_case(), dtype=st.sampled_from(["int8", "uint16", "int32", "int64",
+@given(case=pool_case(), dtype=st.sampled_from(["int8", "uint16", "int32", "int64",
                                                   "uint64", "float16", "float32",
                                                   "float64", "bool"]),
        nan=st.booleans(), seed=st.integers(0, 2**32 - 1), data=st.data())

@@ -728,36 +728,16 @@ cdef inline T mode8(T v0, T v1, T v2, T v3, T v4, T v5, T v6, T v7, T z,
         e = v6 == v7
     c6 = c6 + e
     c7 = c7 + e
+    # Nodata: start from (z, count 0), so z stays only if nothing else is there.
     if NodataTag is WithNodata:
         best = z
         bc = 0
         better = better_mode(best, bc, v0, c0)
         best = select(better != 0, v0, best)
         bc = select(better != 0, c0, bc)
-        better = better_mode(best, bc, v1, c1)
-        best = select(better != 0, v1, best)
-        bc = select(better != 0, c1, bc)
-        better = better_mode(best, bc, v2, c2)
-        best = select(better != 0, v2, best)
-        bc = select(better != 0, c2, bc)
-        better = better_mode(best, bc, v3, c3)
-        best = select(better != 0, v3, best)
-        bc = select(better != 0, c3, bc)
-        better = better_mode(best, bc, v4, c4)
-        best = select(better != 0, v4, best)
-        bc = select(better != 0, c4, bc)
-        better = better_mode(best, bc, v5, c5)
-        best = select(better != 0, v5, best)
-        bc = select(better != 0, c5, bc)
-        better = better_mode(best, bc, v6, c6)
-        best = select(better != 0, v6, best)
-        bc = select(better != 0, c6, bc)
-        better = better_mode(best, bc, v7, c7)
-        best = select(better != 0, v7, best)
-        bc = select(better != 0, c7, bc)
-        return best
-    best = v0
-    bc = c0
+    else:
+        best = v0
+        bc = c0
     better = better_mode(best, bc, v1, c1)
     best = select(better != 0, v1, best)
     bc = select(better != 0, c1, bc)
