@@ -4,20 +4,35 @@ from ._kernels._openmp import openmp_enabled
 from ._order import median_pool, mode_pool, percentile_pool, rank_pool
 from ._pool import avg_pool, max_pool, max_unpool, min_pool, sum_pool
 from ._support import get_workers, set_workers
+from ._weighted import (avgmax_pool, blur_pool, catavgmax_pool, dpp_pool, generic_pool,
+                        lip_pool, lp_pool, maxblur_pool, mixed_pool, soft_pool,
+                        stochastic_pool, weighted_pool)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "avg_pool",
+    "avgmax_pool",
+    "blur_pool",
+    "catavgmax_pool",
+    "dpp_pool",
+    "generic_pool",
     "get_workers",
+    "lip_pool",
+    "lp_pool",
     "max_pool",
     "max_unpool",
+    "maxblur_pool",
     "median_pool",
     "min_pool",
+    "mixed_pool",
     "mode_pool",
     "openmp_enabled",
     "percentile_pool",
     "rank_pool",
     "set_workers",
+    "soft_pool",
+    "stochastic_pool",
     "sum_pool",
+    "weighted_pool",
 ]

@@ -54,6 +54,11 @@ output : ndarray or dtype, optional
     Array to write the result into (of the result's shape, not overlapping the
     input), or the dtype of the result.  Float results stored in an integer dtype
     are rounded half to even and saturated.""",
+    "seed": """\
+seed : None, int or numpy.random.Generator, optional
+    Key of the per-window random stream: equal seeds give equal results, for
+    every thread count and memory layout.  A Generator is advanced by one draw;
+    None draws fresh entropy.""",
     "workers": """\
 workers : int, optional
     Threads: ``None`` uses the library default (see :func:`fastpool.set_workers`),

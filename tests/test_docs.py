@@ -5,9 +5,11 @@ import pathlib
 
 import pytest
 
+import fastpool._order
 import fastpool._pool
 import fastpool._support
 import fastpool._testimages
+import fastpool._weighted
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FLAGS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
@@ -20,8 +22,9 @@ def test_page_examples(path):
     assert result.failed == 0
 
 
-@pytest.mark.parametrize("module", [fastpool._pool, fastpool._support,
-                                    fastpool._testimages], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [fastpool._pool, fastpool._order, fastpool._weighted,
+                                    fastpool._support, fastpool._testimages],
+                         ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=FLAGS)
     assert result.failed == 0

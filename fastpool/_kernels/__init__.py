@@ -28,3 +28,4 @@ if (SIMD == "avx2" and _openmp.cpu_has_avx512()
     SIMD = "avx2+avx512"
 sums, _ = _load("_sums")
 order, _ = _load("_order")
+weighted, _ = _load("_weighted")

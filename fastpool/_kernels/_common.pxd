@@ -149,19 +149,22 @@ cdef inline Geom make_geom(cnp.ndarray x, cnp.ndarray out, cnp.ndarray idx,
 cdef inline Py_ssize_t collect_rows(const Geom* g, Py_ssize_t orow,
                                     int64_t* row_off, int64_t* row_flat,
                                     char* row_cval, int64_t* out_off,
-                                    int64_t* idx_off) noexcept nogil:
+                                    int64_t* idx_off,
+                                    int64_t* row_pos=NULL) noexcept nogil:
     """The window rows of output row ``orow`` (flat over the first d-1 output axes).
 
     A row is one combination of samples on the first d-1 pooled axes.  Writes, for
     each row that is part of the window (in C order): its element offset, its flat
-    index over the first d-1 input axes, and whether it holds cval.  Also stores the
-    output row's element offsets (without the batch term) in ``out_off`` and
-    ``idx_off`` (the index array's).
+    index over the first d-1 input axes, and whether it holds cval; with
+    ``row_pos``, also its position among the window's rows (flat, C order), for
+    methods whose window has fixed weights.  Also stores the output row's element
+    offsets (without the batch term) in ``out_off`` and ``idx_off`` (the index
+    array's).
     """
     cdef int64_t o[MAX_DIMS]
     cdef int64_t j[MAX_DIMS]
     cdef Py_ssize_t a, n = 0, nd = g.d - 1
-    cdef int64_t rest = orow, e, off, flat, oo = 0, io = 0
+    cdef int64_t rest = orow, e, off, flat, oo = 0, io = 0, pos = 0
     cdef char cv, skip
     cdef const int64_t* tab
     if nd == 1:
@@ -179,6 +182,8 @@ cdef inline Py_ssize_t collect_rows(const Geom* g, Py_ssize_t orow,
             row_off[n] = e * g.in_stride[1]
             row_flat[n] = e
             row_cval[n] = cv
+            if row_pos != NULL:
+                row_pos[n] = a
             n += 1
         return n
     for a in range(nd - 1, -1, -1):
@@ -208,7 +213,10 @@ cdef inline Py_ssize_t collect_rows(const Geom* g, Py_ssize_t orow,
             row_off[n] = off
             row_flat[n] = flat
             row_cval[n] = cv
+            if row_pos != NULL:
+                row_pos[n] = pos
             n += 1
+        pos += 1
         # odometer, last axis fastest
         a = nd - 1
         while a >= 0:

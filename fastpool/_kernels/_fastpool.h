@@ -3,6 +3,8 @@
 #define FASTPOOL_H
 
 #include <stddef.h>
+#include <string.h>
+#include <math.h>
 
 /* A 128-bit accumulator keeps sums of 64-bit integers exact. */
 typedef __int128 fp_i128;
@@ -34,6 +36,110 @@ FP_EXTREMA(double, f64)
 #else
 #define FP_PREFETCH(p) ((void)(p))
 #endif
+
+/* exp(x) for doubles without a libm call, so that loops over many values
+   vectorise (glibc's exp is a call per value; the kernels that use this are
+   built with -fno-trapping-math, which lets gcc if-convert the clamps).
+   Cody-Waite reduction to |r| <= ln2/2, a degree-13 Taylor polynomial (within 1
+   ulp), and 2**k applied as two factors so that subnormal results are right.
+   NaN gives NaN, +inf (and anything above ~709.8) inf, -inf (and below ~-745.2)
+   0.  Only IEEE adds and multiplies: every build gives the same bits. */
+static inline double fp_exp(double x) {
+    const double shift = 6755399441055744.0;           /* 2**52 + 2**51 */
+    const double log2e = 1.4426950408889634;
+    const double ln2_hi = 0.6931471803691238;           /* 33 bits: k*ln2_hi exact */
+    const double ln2_lo = 1.9082149292705877e-10;
+    double kd, k, r, p, s1, s2;
+    long long ki, k1, k2, b1, b2;
+    x = x < -746.0 ? -746.0 : x;
+    x = x > 710.0 ? 710.0 : x;
+    kd = x * log2e + shift;
+    k = kd - shift;
+    r = (x - k * ln2_hi) - k * ln2_lo;
+    p = 1.0 / 6227020800.0;
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    memcpy(&ki, &kd, 8);
+    ki -= 0x4338000000000000LL;                         /* the bits of shift */
+    k1 = ki >> 1;
+    k2 = ki - k1;
+    b1 = (k1 + 1023) << 52;
+    b2 = (k2 + 1023) << 52;
+    memcpy(&s1, &b1, 8);
+    memcpy(&s2, &b2, 8);
+    return (p * s1) * s2;
+}
+
+/* log(x) for doubles, vectorisable like fp_exp: x = m * 2**e with m in
+   [sqrt(1/2), sqrt(2)), log(m) = 2*atanh(s), s = (m-1)/(m+1), |s| < 0.172, by its
+   odd series to s**23 (within 1 ulp).  0 gives -inf, a negative value or NaN
+   NaN, inf inf; subnormals are scaled first. */
+static inline double fp_log(double x) {
+    const double ln2_hi = 0.6931471803691238, ln2_lo = 1.9082149292705877e-10;
+    const double two52 = 4503599627370496.0;
+    double m, s, z, q, e, y = x;
+    long long bits, eb;
+    int tiny = x < 2.2250738585072014e-308;
+    y = tiny ? x * 18014398509481984.0 : x;             /* 2**54 */
+    memcpy(&bits, &y, 8);
+    /* The exponent field as a double without an int64 -> double conversion
+       (AVX2 has none): its bits placed in the mantissa of 2**52. */
+    eb = ((bits >> 52) & 0x7FF) | 0x4330000000000000LL;
+    memcpy(&e, &eb, 8);
+    e = e - two52 - 1023.0;
+    bits = (bits & 0x000FFFFFFFFFFFFFLL) | 0x3FF0000000000000LL;
+    memcpy(&m, &bits, 8);                              /* [1, 2) */
+    e = m > 1.4142135623730951 ? e + 1.0 : e;
+    m = m > 1.4142135623730951 ? m * 0.5 : m;
+    e = tiny ? e - 54.0 : e;
+    s = (m - 1.0) / (m + 1.0);
+    z = s * s;
+    q = 1.0 / 23.0;
+    q = q * z + 1.0 / 21.0;
+    q = q * z + 1.0 / 19.0;
+    q = q * z + 1.0 / 17.0;
+    q = q * z + 1.0 / 15.0;
+    q = q * z + 1.0 / 13.0;
+    q = q * z + 1.0 / 11.0;
+    q = q * z + 1.0 / 9.0;
+    q = q * z + 1.0 / 7.0;
+    q = q * z + 1.0 / 5.0;
+    q = q * z + 1.0 / 3.0;
+    q = q * z + 1.0;
+    y = (e * ln2_hi + 2.0 * s * q) + e * ln2_lo;
+    y = x == 0.0 ? -HUGE_VAL : y;
+    y = x < 0.0 ? NAN : y;
+    y = x == HUGE_VAL ? HUGE_VAL : y;
+    return x != x ? x : y;
+}
+
+/* x**p for p > 0 as exp(p*log|x|), vectorisable.  `negative` is the factor of a
+   negative x: -1 or 1 for an odd or even integer p, NaN otherwise (C's pow). */
+static inline double fp_pow(double x, double p, double negative) {
+    double r = fp_exp(p * fp_log(x < 0.0 ? -x : x));
+    return x < 0.0 ? r * negative : r;
+}
+
+/* The uniform number in [0, 1) of window `counter` of the stream `key`: splitmix64
+   of the state key + (counter + 1) * golden gamma (documented in semantics §9). */
+static inline double fp_uniform(unsigned long long key, unsigned long long counter) {
+    unsigned long long z = key + (counter + 1ULL) * 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    z = z ^ (z >> 31);
+    return (double)(z >> 11) * (1.0 / 9007199254740992.0);
+}
 
 /* Whether the running CPU has AVX2 (the kernels built with -mavx2 need it). */
 static int fp_cpu_has_avx2(void) {
