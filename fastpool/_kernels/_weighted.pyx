@@ -506,7 +506,7 @@ cdef int engine(const Geom* g, const Spec* sp, const T* x, const char* wts,
     cdef Py_ssize_t itemsize = 8 if as_double else sizeof(T)
     cdef bint lanes = window <= MAX_LANE_WINDOW and sp.method != M_GENERIC
     cdef bint direct
-    cdef Row row
+    cdef Row* row
     cdef char* mine
     cdef double* L
     cdef double* LW
@@ -528,12 +528,16 @@ cdef int engine(const Geom* g, const Spec* sp, const T* x, const char* wts,
     cdef Py_ssize_t roff_at = tv_at + lines(window * sizeof(T))
     cdef Py_ssize_t rcv_at = roff_at + 3 * lines(g.max_rows * 8)
     cdef Py_ssize_t flags_at = rcv_at + lines(g.max_rows)
-    cdef Py_ssize_t per_thread = flags_at + lines(LANES)
+    cdef Py_ssize_t row_at = flags_at + lines(LANES)
+    cdef Py_ssize_t per_thread = row_at + lines(sizeof(Row))
     cdef char* scratch = <char*>aligned_alloc(64, per_thread * nthreads)
     if scratch == NULL:
         return -1
     with parallel(num_threads=nthreads):
         mine = scratch + threadid() * per_thread
+        # In the thread's scratch: a struct variable whose fields are assigned
+        # in the loop would be shared between the threads.
+        row = <Row*>(mine + row_at)
         L = <double*>mine
         LW = <double*>(mine + vbytes)
         small = <double*>(mine + small_at)
@@ -549,38 +553,38 @@ cdef int engine(const Geom* g, const Spec* sp, const T* x, const char* wts,
             orow = t - bi * g.nrows_out
             oo = 0
             io = 0
-            row.nrows = collect_rows(g, orow, roff, rflat, rcv, &oo, &io, rpos)
-            row.roff = roff
-            row.rpos = rpos
-            row.rcv = rcv
-            row.xb = <const char*>(x + bi * g.in_stride[0])
-            row.wb = (wts + bi * g.in_stride[0] * (4 if sp.weights_f32 else 8)
+            row[0].nrows = collect_rows(g, orow, roff, rflat, rcv, &oo, &io, rpos)
+            row[0].roff = roff
+            row[0].rpos = rpos
+            row[0].rcv = rcv
+            row[0].xb = <const char*>(x + bi * g.in_stride[0])
+            row[0].wb = (wts + bi * g.in_stride[0] * (4 if sp.weights_f32 else 8)
                       if wts != NULL else NULL)
-            row.op = out + (bi * g.out_stride[0] + oo) * itemsize
-            row.id0 = id0 + bi * g.out_stride[0] + oo
-            direct = lanes and row.nrows == g.max_rows
-            for w in range(row.nrows):
+            row[0].op = out + (bi * g.out_stride[0] + oo) * itemsize
+            row[0].id0 = id0 + bi * g.out_stride[0] + oo
+            direct = lanes and row[0].nrows == g.max_rows
+            for w in range(row[0].nrows):
                 direct = direct and not rcv[w]
             if not direct:
                 for w in range(W):
-                    scalar_column(g, sp, &row, w, os, as_double, L, LW, Tv, small, sel,
+                    scalar_column(g, sp, row, w, os, as_double, L, LW, Tv, small, sel,
                                   omit, has_nd, nd, cval, err)
                 continue
             for w in range(g.lo):
-                scalar_column(g, sp, &row, w, os, as_double, L, LW, Tv, small, sel,
+                scalar_column(g, sp, row, w, os, as_double, L, LW, Tv, small, sel,
                               omit, has_nd, nd, cval, err)
             for w in range(g.hi, W):
-                scalar_column(g, sp, &row, w, os, as_double, L, LW, Tv, small, sel,
+                scalar_column(g, sp, row, w, os, as_double, L, LW, Tv, small, sel,
                               omit, has_nd, nd, cval, err)
             c0 = g.lo
             while c0 < g.hi:
                 nl = min(<Py_ssize_t>LANES, g.hi - c0)
-                lanes_block(g, sp, &row, c0, nl, os, as_double, L, LW, small,
+                lanes_block(g, sp, row, c0, nl, os, as_double, L, LW, small,
                             small + LANES, sel, small + 2 * LANES, small + 3 * LANES,
                             flags, has_nd, nd, err)
                 for w in range(nl):
                     if flags[w]:
-                        scalar_column(g, sp, &row, c0 + w, os, as_double, L, LW, Tv,
+                        scalar_column(g, sp, row, c0 + w, os, as_double, L, LW, Tv,
                                       small, sel, omit, has_nd, nd, cval, err)
                 c0 = c0 + nl
     free(scratch)
@@ -589,7 +593,7 @@ cdef int engine(const Geom* g, const Spec* sp, const T* x, const char* wts,
 
 cdef double _negative_factor(double p):
     """C's pow of a negative base: the sign of an integer power, else NaN."""
-    if p == <double><int64_t>p and abs(p) < 2.0**53:
+    if abs(p) < 2.0**53 and p == <double><int64_t>p:
         return -1.0 if (<int64_t>p) % 2 else 1.0
     return NAN
 
