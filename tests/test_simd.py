@@ -9,6 +9,7 @@ import fastpool
 import fastpool._kernels
 import fastpool._order
 import fastpool._pool
+import fastpool._weighted
 
 avx2 = pytest.mark.skipif(
     not fastpool._kernels._openmp.cpu_has_avx2(), reason="this CPU has no AVX2")
@@ -19,7 +20,8 @@ def _use(monkeypatch, variant):
     suffix = "_avx2" if variant == "avx2" else ""
     for owner, attr, name in ((fastpool._pool, "_extremum", "_extremum"),
                               (fastpool._pool, "_sums", "_sums"),
-                              (fastpool._order, "_order", "_order")):
+                              (fastpool._order, "_order", "_order"),
+                              (fastpool._weighted, "_weighted", "_weighted")):
         monkeypatch.setattr(owner, attr,
                             importlib.import_module(f"fastpool._kernels.{name}{suffix}"))
 
@@ -45,14 +47,32 @@ CASES = [
 @avx2
 @pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", "int32", "uint64",
                                    "float32", "float64"])
-@pytest.mark.parametrize("method", ["max", "min", "avg", "sum", "median", "rank", "mode"])
+@pytest.mark.parametrize("method", ["max", "min", "avg", "sum", "median", "rank", "mode",
+                                    "lp", "soft", "stochastic", "mixed", "lip", "dpp",
+                                    "blur"])
 def test_avx2_equals_baseline_bitwise(monkeypatch, method, dtype):
     rng = np.random.default_rng(7)
     # (9, 150): rows long enough for the 32-output SIMD blocks of 2x2 means.
     shapes = [(37, 53), (9, 150), (5, 19, 23), (3, 4, 17, 66)]
     func = getattr(fastpool, f"{method}_pool")
-    if method == "rank":
-        func = lambda x, **kw: fastpool.rank_pool(x, 1, **kw)  # noqa: E731
+    # The weighted family's float64 arithmetic (exp, log, pow included) must not
+    # depend on the build either; each method with a parameter that takes its
+    # general path.
+    special = {
+        "rank": lambda x, **kw: fastpool.rank_pool(x, 1, **kw),
+        "lp": lambda x, **kw: fastpool.lp_pool(
+            np.abs(x.astype(np.float64)) if x.dtype.kind == "i" else np.abs(x), 1.5, **kw),
+        "soft": lambda x, **kw: fastpool.soft_pool(x, beta=0.3, **kw),
+        "stochastic": lambda x, **kw: fastpool.stochastic_pool(
+            np.abs(x.astype(np.float64)), seed=3, **kw),
+        "mixed": lambda x, **kw: fastpool.mixed_pool(x, seed=3, **kw),
+        "lip": lambda x, **kw: fastpool.lip_pool(x, np.sin(np.arange(x.size)).reshape(
+            x.shape) * 50, **kw),
+        "dpp": lambda x, **kw: fastpool.dpp_pool(x, lam=0.7, **kw),
+        "blur": lambda x, **kw: fastpool.weighted_pool(
+            x, np.cos(np.arange(x.size)).reshape(x.shape) + 2, **kw),
+    }
+    func = special.get(method, func)
     for shape in shapes:
         if np.dtype(dtype).kind == "f":
             x = rng.standard_normal(shape).astype(dtype)
