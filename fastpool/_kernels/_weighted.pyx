@@ -151,8 +151,25 @@ cdef void reduce(const Spec* sp, double* V, double* Wt, Py_ssize_t n, Py_ssize_t
     for i in range(nl):
         sel[i] = -1
     if m == M_LP or m == M_LP_AVG:
+        # With p != 1 the values are scaled by the window's largest magnitude
+        # (``a``: its reciprocal, ``b``: the factor put back after the root), so
+        # that x**p neither overflows nor underflows for any p; windows of
+        # zeros or with an infinity are taken as they are.
         for i in range(nl):
             res[i] = 0.0
+            a[i] = 1.0
+            b[i] = 1.0
+        if p != 1.0:
+            for i in range(nl):
+                b[i] = 0.0
+            for s in range(n):
+                v = V + s * st
+                for i in range(nl):
+                    b[i] = vmax(b[i], select(v[i] < 0.0, -v[i], v[i]))
+            for i in range(nl):
+                hit = (b[i] > 0.0) & (b[i] < INFINITY)
+                a[i] = select(hit, 1.0 / b[i], 1.0)
+                b[i] = select(hit, b[i], 1.0)
         for s in range(n):
             v = V + s * st
             if p == 1.0:
@@ -160,25 +177,28 @@ cdef void reduce(const Spec* sp, double* V, double* Wt, Py_ssize_t n, Py_ssize_t
                     res[i] += v[i]
             elif p == 2.0:
                 for i in range(nl):
-                    res[i] += v[i] * v[i]
+                    x = v[i] * a[i]
+                    res[i] += x * x
             elif p == 3.0:
                 for i in range(nl):
-                    res[i] += (v[i] * v[i]) * v[i]
+                    x = v[i] * a[i]
+                    res[i] += (x * x) * x
             elif p == 4.0:
                 for i in range(nl):
-                    res[i] += (v[i] * v[i]) * (v[i] * v[i])
+                    x = v[i] * a[i]
+                    res[i] += (x * x) * (x * x)
             else:
                 for i in range(nl):
-                    res[i] += fp_pow(v[i], p, neg_p)
+                    res[i] += fp_pow(v[i] * a[i], p, neg_p)
         if m == M_LP_AVG:
             for i in range(nl):
                 res[i] = res[i] / n
         if p == 2.0:
             for i in range(nl):
-                res[i] = sqrt(res[i])
+                res[i] = sqrt(res[i]) * b[i]
         elif p != 1.0:
             for i in range(nl):
-                res[i] = fp_pow(res[i], inv_p, neg_inv_p)
+                res[i] = fp_pow(res[i], inv_p, neg_inv_p) * b[i]
     elif m == M_SOFT:
         # exp(beta*x - max beta*x) <= 1: no overflow for any finite input.
         for i in range(nl):
