@@ -234,7 +234,8 @@ def lp_pool(input, p, size, stride=None, *, padding=0, dilation=1, ceil_mode=Fal
     windows PyTorch scales the mean of the samples present by the full window
     size, fastpool sums what is present).  Powers follow C's ``pow``: a negative
     value with a non-integer ``p``, or a negative sum with a root other than 1,
-    gives NaN.
+    gives NaN.  The values are scaled by the window's largest magnitude before
+    the power, so a huge ``p`` neither overflows nor underflows.
 
     Examples
     --------
