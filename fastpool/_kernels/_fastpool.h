@@ -9,6 +9,14 @@
 /* A 128-bit accumulator keeps sums of 64-bit integers exact. */
 typedef __int128 fp_i128;
 
+/* Inlined even into large loop bodies: a call per element would stop the
+   vectoriser (gcc otherwise gives up inlining fp_exp/fp_log in big kernels). */
+#if defined(__GNUC__)
+#define FP_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define FP_ALWAYS_INLINE inline
+#endif
+
 /* A C conditional expression: Cython emits if/else statements, which gcc does
    not always turn into branch-free selects inside vectorised loops. */
 #define FP_SELECT(c, x, y) ((c) ? (x) : (y))
@@ -44,7 +52,7 @@ FP_EXTREMA(double, f64)
    ulp), and 2**k applied as two factors so that subnormal results are right.
    NaN gives NaN, +inf (and anything above ~709.8) inf, -inf (and below ~-745.2)
    0.  Only IEEE adds and multiplies: every build gives the same bits. */
-static inline double fp_exp(double x) {
+static FP_ALWAYS_INLINE double fp_exp(double x) {
     const double shift = 6755399441055744.0;           /* 2**52 + 2**51 */
     const double log2e = 1.4426950408889634;
     const double ln2_hi = 0.6931471803691238;           /* 33 bits: k*ln2_hi exact */
@@ -85,7 +93,7 @@ static inline double fp_exp(double x) {
    [sqrt(1/2), sqrt(2)), log(m) = 2*atanh(s), s = (m-1)/(m+1), |s| < 0.172, by its
    odd series to s**23 (within 1 ulp).  0 gives -inf, a negative value or NaN
    NaN, inf inf; subnormals are scaled first. */
-static inline double fp_log(double x) {
+static FP_ALWAYS_INLINE double fp_log(double x) {
     const double ln2_hi = 0.6931471803691238, ln2_lo = 1.9082149292705877e-10;
     const double two52 = 4503599627370496.0;
     double m, s, z, q, e, y = x;
@@ -126,14 +134,14 @@ static inline double fp_log(double x) {
 
 /* x**p for p > 0 as exp(p*log|x|), vectorisable.  `negative` is the factor of a
    negative x: -1 or 1 for an odd or even integer p, NaN otherwise (C's pow). */
-static inline double fp_pow(double x, double p, double negative) {
+static FP_ALWAYS_INLINE double fp_pow(double x, double p, double negative) {
     double r = fp_exp(p * fp_log(x < 0.0 ? -x : x));
     return x < 0.0 ? r * negative : r;
 }
 
 /* The uniform number in [0, 1) of window `counter` of the stream `key`: splitmix64
    of the state key + (counter + 1) * golden gamma (documented in semantics §9). */
-static inline double fp_uniform(unsigned long long key, unsigned long long counter) {
+static FP_ALWAYS_INLINE double fp_uniform(unsigned long long key, unsigned long long counter) {
     unsigned long long z = key + (counter + 1ULL) * 0x9E3779B97F4A7C15ULL;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
