@@ -99,7 +99,8 @@ def _callable_pointer(function):
     api.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
     api.PyCapsule_GetContext.restype = ctypes.c_void_p
     api.PyCapsule_GetContext.argtypes = [ctypes.py_object]
-    capsule = function[0]
+    # LowLevelCallable is a tuple whose own indexing is disabled.
+    capsule = tuple.__getitem__(function, 0)
     pointer = api.PyCapsule_GetPointer(capsule, api.PyCapsule_GetName(capsule))
     return pointer, api.PyCapsule_GetContext(capsule) or 0
 
@@ -417,6 +418,13 @@ def mixed_pool(input, size, stride=None, *, alpha=None, seed=None, padding=0,
                               ceil_mode, mode, cval, nan_policy, nodata, axes, output,
                               workers, seed=seed)
     alpha = _real("alpha", alpha, lo=0, hi=1)
+    if alpha in (0.0, 1.0):
+        # Exactly avg_pool / max_pool (the blend would turn an infinite max
+        # into 0*inf = NaN and round 64-bit integers above 2**53).
+        pool = max_pool if alpha == 1.0 else avg_pool
+        return pool(input, size, stride, padding=padding, dilation=dilation,
+                    ceil_mode=ceil_mode, mode=mode, cval=cval, nan_policy=nan_policy,
+                    nodata=nodata, axes=axes, output=output, workers=workers)
     return _weighted_pool(_M.M_MIXED, input, size, stride, padding, dilation, ceil_mode,
                           mode, cval, nan_policy, nodata, axes, output, workers,
                           alpha=alpha)

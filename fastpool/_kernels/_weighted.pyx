@@ -254,7 +254,8 @@ cdef void reduce(const Spec* sp, double* V, double* Wt, Py_ssize_t n, Py_ssize_t
             v = V + s * st
             for i in range(nl):
                 res[i] += v[i]
-                hit = (res[i] > b[i]) & (a[i] == 0.0)
+                # (an infinite value takes the draw: the running sum is inf)
+                hit = ((res[i] > b[i]) | (res[i] == INFINITY)) & (a[i] == 0.0)
                 sel[i] = select(hit, <int64_t>s, sel[i])
                 a[i] = select(hit, 1.0, a[i])
     elif m == M_MIXED or m == M_AVGMAX or m == M_MIXED_RANDOM:
@@ -511,6 +512,8 @@ cdef void lanes_block(const Geom* g, const Spec* sp, const Row* row, Py_ssize_t 
             u[i] = fp_uniform(sp.key, <unsigned long long>(row.id0 + (c0 + i) * os))
     reduce(sp, L, LW, n, LANES, nl, u, res, sel, a, b)
     for i in range(nl):
+        if flags[i]:
+            continue        # redone by the scalar path (NaN or nodata)
         if sel[i] >= 0:
             # The chosen sample, read again from the input: exact for every dtype.
             r = sel[i] // g.k
