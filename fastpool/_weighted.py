@@ -727,8 +727,9 @@ def blur_pool(input, factor=2, *, order=2, mode="reflect", cval=0.0,
     order : int, optional
         The binomial order, 1..6: the window has ``order + 1`` samples per axis.
     mode : {'reflect', 'ignore', 'constant', 'mirror', 'nearest', 'wrap'}, optional
-        What the ``order // 2`` padded samples hold; ``'reflect'`` by default (as
-        in Zhang's ``Downsample``).
+        What the ``order // 2`` padded samples hold; ``'reflect'`` by default.
+        Zhang's ``Downsample`` pads with PyTorch's ``ReflectionPad2d``, which is
+        ``mode='mirror'`` here.
     %(cval)s
     %(nan_policy)s
     %(nodata)s

@@ -118,6 +118,29 @@ cdef void weighted_mean(const double* V, const double* Wt, Py_ssize_t n, Py_ssiz
         res[i] = res[i] / sw[i]
 
 
+cdef void softmax_mean(const double* V, const double* Wt, Py_ssize_t n, Py_ssize_t st,
+                       Py_ssize_t nl, double* res, double* m, double* se) noexcept nogil:
+    """``res = sum(e*v) / sum(e)`` with ``e = exp(l - max l)`` of the logits ``l`` in
+    ``Wt``: every exponent is at most 0, so no finite logit overflows."""
+    cdef Py_ssize_t s, i
+    cdef const double* v
+    cdef const double* w
+    cdef double e
+    window_max(Wt, n, st, nl, m)
+    for i in range(nl):
+        res[i] = 0.0
+        se[i] = 0.0
+    for s in range(n):
+        v = V + s * st
+        w = Wt + s * st
+        for i in range(nl):
+            e = fp_exp(w[i] - m[i])
+            res[i] += e * v[i]
+            se[i] += e
+    for i in range(nl):
+        res[i] = res[i] / se[i]
+
+
 cdef void argmax_first(const double* V, Py_ssize_t n, Py_ssize_t st, Py_ssize_t nl,
                        const double* m, int64_t* sel) noexcept nogil:
     """The first sample equal to the lane's max ``m``."""
@@ -212,24 +235,13 @@ cdef void reduce(const Spec* sp, double* V, double* Wt, Py_ssize_t n, Py_ssize_t
                 e = fp_exp(a[i]) * b[i]
                 res[i] = select(res[i] < 0.0, e * neg_inv_p, e)
     elif m == M_SOFT:
-        # exp(beta*x - max beta*x) <= 1: no overflow for any finite input.
-        for i in range(nl):
-            a[i] = -INFINITY
+        # SoftPool is LIP with the logits beta*x.
         for s in range(n):
             v = V + s * st
+            w = Wt + s * st
             for i in range(nl):
-                a[i] = vmax(a[i], beta * v[i])
-        for i in range(nl):
-            res[i] = 0.0
-            b[i] = 0.0
-        for s in range(n):
-            v = V + s * st
-            for i in range(nl):
-                e = fp_exp(beta * v[i] - a[i])
-                res[i] += e * v[i]
-                b[i] += e
-        for i in range(nl):
-            res[i] = res[i] / b[i]
+                w[i] = beta * v[i]
+        softmax_mean(V, Wt, n, st, nl, res, a, b)
     elif m == M_STOCH_EVAL:
         for i in range(nl):
             res[i] = 0.0
@@ -278,24 +290,7 @@ cdef void reduce(const Spec* sp, double* V, double* Wt, Py_ssize_t n, Py_ssize_t
     elif m == M_WEIGHTED:
         weighted_mean(V, Wt, n, st, nl, res, a)
     elif m == M_LIP:
-        for i in range(nl):
-            a[i] = -INFINITY
-        for s in range(n):
-            w = Wt + s * st
-            for i in range(nl):
-                a[i] = vmax(a[i], w[i])
-        for i in range(nl):
-            res[i] = 0.0
-            b[i] = 0.0
-        for s in range(n):
-            v = V + s * st
-            w = Wt + s * st
-            for i in range(nl):
-                e = fp_exp(w[i] - a[i])
-                res[i] += e * v[i]
-                b[i] += e
-        for i in range(nl):
-            res[i] = res[i] / b[i]
+        softmax_mean(V, Wt, n, st, nl, res, a, b)
     elif m == M_DPP:
         window_sum(V, n, st, nl, b)
         for i in range(nl):
