@@ -141,6 +141,65 @@ cdef void softmax_mean(const double* V, const double* Wt, Py_ssize_t n, Py_ssize
         res[i] = res[i] / se[i]
 
 
+cdef inline double small_power(double x, double p) noexcept nogil:
+    """``x**p`` for p of 2, 3 or 4, by products."""
+    if p == 2.0:
+        return x * x
+    elif p == 3.0:
+        return (x * x) * x
+    return (x * x) * (x * x)
+
+
+cdef void window_max_abs(const double* V, Py_ssize_t n, Py_ssize_t st, Py_ssize_t nl,
+                         double* m) noexcept nogil:
+    cdef Py_ssize_t s, i
+    cdef const double* v
+    for i in range(nl):
+        m[i] = 0.0
+    for s in range(n):
+        v = V + s * st
+        for i in range(nl):
+            m[i] = vmax(m[i], select(v[i] < 0.0, -v[i], v[i]))
+
+
+cdef inline double scale_back(double m) noexcept nogil:
+    """The factor put back after the root: the window's largest magnitude, or 1
+    where the values were not scaled (all zero, or an infinity)."""
+    return select((m > 0.0) & (m < INFINITY), m, 1.0)
+
+
+cdef void power_sums(const double* V, double* Wt, Py_ssize_t n, Py_ssize_t st,
+                     Py_ssize_t nl, double p, double neg_p, const double* m,
+                     double* out) noexcept nogil:
+    """``out = sum((x/m)**p)`` per lane, ``m`` the window's largest magnitude
+    (values not scaled where :func:`scale_back` gives 1), so that no power
+    overflows or underflows.  ``Wt`` is scratch."""
+    cdef Py_ssize_t s, i
+    cdef const double* v
+    cdef double* w
+    cdef double x, e
+    for i in range(nl):
+        out[i] = 0.0
+    for s in range(n):
+        v = V + s * st
+        w = Wt + s * st
+        # The reciprocal scale is recomputed, not stored: one division per
+        # sample is cheaper than another scratch row here.
+        if p == 2.0 or p == 3.0 or p == 4.0:
+            for i in range(nl):
+                x = v[i] / scale_back(m[i])
+                out[i] += small_power(x, p)
+        else:
+            # x**p = exp(p*log|x|) in two loops: one loop body with both inlined
+            # is too large for the registers (30% slower).
+            for i in range(nl):
+                x = v[i] / scale_back(m[i])
+                w[i] = p * fp_log(select(x < 0.0, -x, x))
+            for i in range(nl):
+                e = fp_exp(w[i])
+                out[i] += select(v[i] < 0.0, e * neg_p, e)
+
+
 cdef void argmax_first(const double* V, Py_ssize_t n, Py_ssize_t st, Py_ssize_t nl,
                        const double* m, int64_t* sel) noexcept nogil:
     """The first sample equal to the lane's max ``m``."""
@@ -156,11 +215,11 @@ cdef void argmax_first(const double* V, Py_ssize_t n, Py_ssize_t st, Py_ssize_t 
 
 cdef void reduce(const Spec* sp, double* V, double* Wt, Py_ssize_t n, Py_ssize_t st,
                  Py_ssize_t nl, const double* u, double* res, int64_t* sel,
-                 double* a, double* b) noexcept nogil:
+                 double* a, double* b, double* c) noexcept nogil:
     """The method's value of each of ``nl`` windows of ``n`` samples ``V[s*st + i]``
     (weights or logits in ``Wt``) into ``res``; a selecting method also sets
     ``sel[i]``, the chosen sample, and the value is then that sample's.  ``u``: the
-    windows' uniform numbers; ``a``, ``b``: LANES doubles of scratch."""
+    windows' uniform numbers; ``a``, ``b``, ``c``: LANES doubles of scratch."""
     cdef Py_ssize_t s, i
     cdef double* v
     cdef double* w
@@ -170,57 +229,44 @@ cdef void reduce(const Spec* sp, double* V, double* Wt, Py_ssize_t n, Py_ssize_t
     cdef double neg_p = sp.neg_p, inv_p = sp.inv_p, neg_inv_p = sp.neg_inv_p
     cdef double lam = sp.lam, half_lam = 0.5 * sp.lam
     cdef double eps2 = DPP_EPS * DPP_EPS
-    cdef bint hit, keep_below = not sp.asymmetric
+    cdef bint hit, redo, keep_below = not sp.asymmetric
     cdef int m = sp.method
     for i in range(nl):
         sel[i] = -1
     if m == M_LP or m == M_LP_AVG:
-        # With p != 1 the values are scaled by the window's largest magnitude
-        # (``a``: its reciprocal, ``b``: the factor put back after the root), so
-        # that x**p neither overflows nor underflows for any p; windows of
-        # zeros or with an infinity are taken as they are.
-        for i in range(nl):
-            res[i] = 0.0
-            a[i] = 1.0
-            b[i] = 1.0
-        if p != 1.0:
+        if p == 2.0 or p == 3.0 or p == 4.0:
+            # Small integer powers first unscaled, tracking each window's
+            # largest magnitude; only windows where x**p could leave the normal
+            # range are redone scaled (the same per-window rule on every path).
             for i in range(nl):
+                res[i] = 0.0
                 b[i] = 0.0
             for s in range(n):
                 v = V + s * st
                 for i in range(nl):
-                    b[i] = vmax(b[i], select(v[i] < 0.0, -v[i], v[i]))
+                    x = v[i]
+                    b[i] = vmax(b[i], select(x < 0.0, -x, x))
+                    res[i] += small_power(x, p)
+            redo = False
             for i in range(nl):
-                hit = (b[i] > 0.0) & (b[i] < INFINITY)
-                a[i] = select(hit, 1.0 / b[i], 1.0)
-                b[i] = select(hit, b[i], 1.0)
-        for s in range(n):
-            v = V + s * st
-            if p == 1.0:
+                hit = (b[i] == 0.0) | ((b[i] >= 1e-70) & (b[i] <= 1e70))
+                a[i] = select(hit, 0.0, 1.0)
+                redo = redo | (not hit)
+            if redo:
+                power_sums(V, Wt, n, st, nl, p, neg_p, b, c)
                 for i in range(nl):
-                    res[i] += v[i]
-            elif p == 2.0:
-                for i in range(nl):
-                    x = v[i] * a[i]
-                    res[i] += x * x
-            elif p == 3.0:
-                for i in range(nl):
-                    x = v[i] * a[i]
-                    res[i] += (x * x) * x
-            elif p == 4.0:
-                for i in range(nl):
-                    x = v[i] * a[i]
-                    res[i] += (x * x) * (x * x)
+                    res[i] = select(a[i] != 0.0, c[i], res[i])
+                    b[i] = select(a[i] != 0.0, scale_back(b[i]), 1.0)
             else:
-                # x**p = exp(p*log|x|) in two loops: one loop body with both
-                # inlined is too large for the registers (30% slower).
-                w = Wt + s * st
                 for i in range(nl):
-                    x = v[i] * a[i]
-                    w[i] = p * fp_log(select(x < 0.0, -x, x))
-                for i in range(nl):
-                    e = fp_exp(w[i])
-                    res[i] += select(v[i] < 0.0, e * neg_p, e)
+                    b[i] = 1.0
+        elif p != 1.0:
+            window_max_abs(V, n, st, nl, b)
+            power_sums(V, Wt, n, st, nl, p, neg_p, b, res)
+            for i in range(nl):
+                b[i] = scale_back(b[i])
+        else:
+            window_sum(V, n, st, nl, res)
         if m == M_LP_AVG:
             for i in range(nl):
                 res[i] = res[i] / n
@@ -228,7 +274,7 @@ cdef void reduce(const Spec* sp, double* V, double* Wt, Py_ssize_t n, Py_ssize_t
             for i in range(nl):
                 res[i] = sqrt(res[i]) * b[i]
         elif p != 1.0:
-            # The root, in two loops as above (``a`` is free now).
+            # The root, in two loops as in power_sums (``a`` is free now).
             for i in range(nl):
                 a[i] = inv_p * fp_log(select(res[i] < 0.0, -res[i], res[i]))
             for i in range(nl):
@@ -443,7 +489,7 @@ cdef void scalar_column(const Geom* g, const Spec* sp, const Row* row, Py_ssize_
         return
     if sp.random:
         u = fp_uniform(sp.key, <unsigned long long>(row.id0 + w * os))
-    reduce(sp, V, Wt, n, 1, 1, &u, scratch, sel, scratch + 1, scratch + 2)
+    reduce(sp, V, Wt, n, 1, 1, &u, scratch, sel, scratch + 1, scratch + 2, scratch + 3)
     if sel[0] >= 0:
         put_value(row.op, w * os, as_double, Tv[sel[0]])
     else:
@@ -505,7 +551,7 @@ cdef void lanes_block(const Geom* g, const Spec* sp, const Row* row, Py_ssize_t 
     if sp.random:
         for i in range(nl):
             u[i] = fp_uniform(sp.key, <unsigned long long>(row.id0 + (c0 + i) * os))
-    reduce(sp, L, LW, n, LANES, nl, u, res, sel, a, b)
+    reduce(sp, L, LW, n, LANES, nl, u, res, sel, a, b, b + LANES)
     for i in range(nl):
         if flags[i]:
             continue        # redone by the scalar path (NaN or nodata)
@@ -549,11 +595,11 @@ cdef int engine(const Geom* g, const Spec* sp, const T* x, const char* wts,
     cdef char* rcv
     cdef char* flags
     # Per thread: values and weights (lanes: n * LANES; scalar: one window), five
-    # LANES rows of doubles (uniforms, results, two scratch), selections, the
+    # LANES rows of doubles (uniforms, results, three scratch), selections, the
     # window's T values, the window rows, and the lane flags.
     cdef Py_ssize_t vbytes = lines(max(window * (LANES if lanes else 1), 4) * 8)
     cdef Py_ssize_t small_at = 2 * vbytes
-    cdef Py_ssize_t sel_at = small_at + 4 * LANES * 8
+    cdef Py_ssize_t sel_at = small_at + 5 * LANES * 8
     cdef Py_ssize_t tv_at = sel_at + LANES * 8
     cdef Py_ssize_t roff_at = tv_at + lines(window * sizeof(T))
     cdef Py_ssize_t rcv_at = roff_at + 3 * lines(g.max_rows * 8)
