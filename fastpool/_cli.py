@@ -827,7 +827,7 @@ def run_info(out=print):
 
 # Methods ``fastpool downsample`` offers: those taking ``(input, size, ...)`` and no
 # other required argument, when this fastpool has them.
-DOWNSAMPLE_METHODS = ("avg", "max", "min", "sum", "median", "mode", "soft", "avgmax")
+DOWNSAMPLE_METHODS = ("avg", "max", "min", "sum", "median", "mode", "soft", "avgmax", "dpp")
 FORMATS = {".npy": "NumPy", ".png": "PNG"}
 
 
