@@ -11,12 +11,31 @@ import pytest
 
 import fastpool
 
-POOLS = ("max_pool", "min_pool", "avg_pool", "sum_pool")
+POOLS = ("max_pool", "min_pool", "avg_pool", "sum_pool", "median_pool", "mode_pool",
+         "soft_pool", "avgmax_pool", "dpp_pool")
 
 
-@pytest.fixture(params=POOLS)
+def _second_array_of(x):
+    return np.ones(np.shape(x))
+
+
+# The pooling functions with a parameter before ``size``, bound to a typical value
+# (and the random ones to a seed).
+BOUND = {
+    "stochastic_pool": lambda x, *a, **k: fastpool.stochastic_pool(x, *a, seed=0, **k),
+    "mixed_pool": lambda x, *a, **k: fastpool.mixed_pool(x, *a, seed=0, **k),
+    "rank_pool": lambda x, *a, **k: fastpool.rank_pool(x, 1, *a, **k),
+    "percentile_pool": lambda x, *a, **k: fastpool.percentile_pool(x, 50, *a, **k),
+    "lp_pool": lambda x, *a, **k: fastpool.lp_pool(x, 2, *a, **k),
+    "weighted_pool": lambda x, *a, **k: fastpool.weighted_pool(x, _second_array_of(x), *a, **k),
+    "lip_pool": lambda x, *a, **k: fastpool.lip_pool(x, _second_array_of(x), *a, **k),
+    "generic_pool": lambda x, *a, **k: fastpool.generic_pool(x, np.max, *a, **k),
+}
+
+
+@pytest.fixture(params=POOLS + tuple(BOUND))
 def f(request):
-    return getattr(fastpool, request.param)
+    return BOUND.get(request.param) or getattr(fastpool, request.param)
 
 
 X = np.arange(48, dtype=np.float64).reshape(6, 8)
