@@ -125,8 +125,12 @@ def _weighted_pool(method, input, size, stride, padding, dilation, ceil_mode, mo
 
     ``seed`` False: not a random method; else the user's seed.
     """
+    # SoftPool and LIP shift their exponentials per block of outputs along the
+    # last pooled axis (see the kernel's softmax_spans): that axis must not
+    # depend on the layout, so channels are not folded into it.
+    fold = "never" if method in (_M.M_SOFT, _M.M_LIP) else "always"
     call = _Call(input, size, stride, padding, dilation, ceil_mode, mode, cval,
-                 nan_policy, nodata, axes, workers, fold_channels="always")
+                 nan_policy, nodata, axes, workers, fold_channels=fold)
     x = call.x
     kdt = x.dtype
     w = None

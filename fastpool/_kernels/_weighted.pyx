@@ -496,6 +496,91 @@ cdef void scalar_column(const Geom* g, const Spec* sp, const Row* row, Py_ssize_
         put(row.op, w * os, as_double, scratch[0], nd, err)
 
 
+cdef bint softmax_spans(const Geom* g, const Spec* sp, const Row* row, Py_ssize_t c0,
+                        Py_ssize_t nl, double* X, double* E, double* res, double* se,
+                        char* flags, bint has_nd, T nd) noexcept nogil:
+    """SoftPool / LIP means of the overlapping interior windows ``[c0, c0 + nl)``
+    with each input cell's exponential taken once, not once per window that
+    holds it: the logits of each window row's span are shifted by the block's
+    largest logit, which cancels in the ratio like a window's own maximum does.
+    A window whose logits all lie far below that (exponentials near underflow)
+    is flagged for the scalar path, which shifts by the window's own maximum.
+    False (nothing done) when the span does not fit or holds NaN or nodata."""
+    cdef const T* xb = <const T*>row.xb
+    cdef Py_ssize_t span = (nl - 1) * g.s + (g.k - 1) * g.dil + 1
+    cdef Py_ssize_t r, j, i, c
+    cdef int64_t base, jump = g.s
+    cdef double M = -INFINITY, beta = sp.beta, e
+    cdef double part[8]
+    cdef Py_ssize_t q
+    cdef bint bad = False
+    cdef double* xr
+    cdef double* er
+    if span > g.k * LANES:
+        return False
+    for q in range(8):
+        part[q] = -INFINITY
+    for r in range(row.nrows):
+        base = row.roff[r] + (c0 * g.s - g.p) * g.sc
+        xr = X + r * span
+        er = E + r * span
+        for c in range(span):
+            xr[c] = <double>xb[base + c * g.sc]
+        if T is float or T is double:
+            for c in range(span):
+                bad = bad | (xr[c] != xr[c])
+        if has_nd:
+            for c in range(span):
+                bad = bad | (xb[base + c * g.sc] == nd)
+        if sp.method == M_SOFT:
+            for c in range(span):
+                er[c] = beta * xr[c]
+        elif sp.weights_f32:
+            for c in range(span):
+                er[c] = <double>(<const float*>row.wb)[base + c * g.sc]
+        else:
+            for c in range(span):
+                er[c] = (<const double*>row.wb)[base + c * g.sc]
+        # Eight running maxima: one would wait on itself at every step.
+        c = 0
+        while c + 8 <= span:
+            for q in range(8):
+                part[q] = vmax(part[q], er[c + q])
+            c += 8
+        for c in range(c, span):
+            part[0] = vmax(part[0], er[c])
+    for q in range(8):
+        M = vmax(M, part[q])
+    if bad:
+        return False
+    for r in range(row.nrows):
+        er = E + r * span
+        for c in range(span):
+            er[c] = fp_exp(er[c] - M)
+    for i in range(nl):
+        res[i] = 0.0
+        se[i] = 0.0
+    for r in range(row.nrows):
+        for j in range(g.k):
+            xr = X + r * span + j * g.dil
+            er = E + r * span + j * g.dil
+            if jump == 2:
+                for i in range(nl):
+                    e = er[2 * i]
+                    res[i] += e * xr[2 * i]
+                    se[i] += e
+            else:
+                for i in range(nl):
+                    e = er[i * jump]
+                    res[i] += e * xr[i * jump]
+                    se[i] += e
+    for i in range(nl):
+        # exp(m_w - M) >= 1e-250 while the window's maximum is within ~575 of M
+        flags[i] = se[i] < 1e-250
+        res[i] = res[i] / se[i]
+    return True
+
+
 cdef void lanes_block(const Geom* g, const Spec* sp, const Row* row, Py_ssize_t c0,
                       Py_ssize_t nl, int64_t os, bint as_double, double* L, double* LW,
                       double* u, double* res, int64_t* sel, double* a, double* b,
@@ -503,7 +588,37 @@ cdef void lanes_block(const Geom* g, const Spec* sp, const Row* row, Py_ssize_t 
     """Interior outputs ``[c0, c0 + nl)`` (full windows, no cval rows) by lanes;
     windows with a NaN or nodata are flagged for the scalar path."""
     cdef const T* xb = <const T*>row.xb
-    cdef Py_ssize_t r, j, i, s = 0, n
+    cdef Py_ssize_t r, j, i
+    if ((sp.method == M_SOFT or sp.method == M_LIP) and g.k * g.dil > g.s
+            and softmax_spans(g, sp, row, c0, nl, L, LW, res, a, flags, has_nd, nd)):
+        for i in range(nl):
+            sel[i] = -1
+    else:
+        gather_lanes(g, sp, row, c0, nl, L, LW, flags, has_nd, nd)
+        if sp.random:
+            for i in range(nl):
+                u[i] = fp_uniform(sp.key, <unsigned long long>(row.id0 + (c0 + i) * os))
+        reduce(sp, L, LW, g.max_rows * g.k, LANES, nl, u, res, sel, a, b, b + LANES)
+    for i in range(nl):
+        if flags[i]:
+            continue        # redone by the scalar path (NaN or nodata)
+        if sel[i] >= 0:
+            # The chosen sample, read again from the input: exact for every dtype.
+            r = sel[i] // g.k
+            j = sel[i] - r * g.k
+            put_value(row.op, (c0 + i) * os, as_double,
+                      xb[row.roff[r] + ((c0 + i) * g.s - g.p + j * g.dil) * g.sc])
+        else:
+            put(row.op, (c0 + i) * os, as_double, res[i], nd, err)
+
+
+cdef void gather_lanes(const Geom* g, const Spec* sp, const Row* row, Py_ssize_t c0,
+                       Py_ssize_t nl, double* L, double* LW, char* flags, bint has_nd,
+                       T nd) noexcept nogil:
+    """The samples of interior outputs ``[c0, c0 + nl)`` sample-major into ``L``
+    (their weights into ``LW``); ``flags``: windows with a NaN or nodata."""
+    cdef const T* xb = <const T*>row.xb
+    cdef Py_ssize_t r, j, i, s = 0
     cdef int64_t jump = g.s * g.sc, at
     cdef const T* src
     cdef const double* wsrc
@@ -547,22 +662,6 @@ cdef void lanes_block(const Geom* g, const Spec* sp, const Row* row, Py_ssize_t 
                 for i in range(nl):
                     wdst[i] = kw
             s += 1
-    n = s
-    if sp.random:
-        for i in range(nl):
-            u[i] = fp_uniform(sp.key, <unsigned long long>(row.id0 + (c0 + i) * os))
-    reduce(sp, L, LW, n, LANES, nl, u, res, sel, a, b, b + LANES)
-    for i in range(nl):
-        if flags[i]:
-            continue        # redone by the scalar path (NaN or nodata)
-        if sel[i] >= 0:
-            # The chosen sample, read again from the input: exact for every dtype.
-            r = sel[i] // g.k
-            j = sel[i] - r * g.k
-            put_value(row.op, (c0 + i) * os, as_double,
-                      xb[row.roff[r] + ((c0 + i) * g.s - g.p + j * g.dil) * g.sc])
-        else:
-            put(row.op, (c0 + i) * os, as_double, res[i], nd, err)
 
 
 # --------------------------------------------------------------------------- engine
