@@ -790,6 +790,11 @@ def maxblur_pool(input, factor=2, *, size=2, order=2, mode="reflect", cval=0.0,
     ndarray
         The input's dtype (float16 gives float32).
 
+    Notes
+    -----
+    The stride-1 max is held as an intermediate array of about the input's size
+    (the two passes are not fused yet).
+
     Examples
     --------
     >>> import numpy as np, fastpool
