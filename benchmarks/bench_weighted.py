@@ -34,6 +34,11 @@ import sys
 import tempfile
 from typing import Callable, Dict, List, Optional, Tuple
 
+# NumPy's OpenBLAS threads busy-wait after a call and take a core from the
+# contender timed next (the compute-bound ones lose up to a third); the NumPy
+# peers are single-threaded anyway.  Set before NumPy loads OpenBLAS.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
