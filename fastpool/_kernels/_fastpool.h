@@ -139,6 +139,48 @@ static FP_ALWAYS_INLINE double fp_pow(double x, double p, double negative) {
     return x < 0.0 ? r * negative : r;
 }
 
+/* The cube root of x >= 0, vectorisable (libm's cbrt is a call): x = t * 8**q
+   with t in [1, 8), t**(-1/3) by a fit and division-free Newton steps, cbrt(t)
+   from it and one Newton step for the last bits (within 4 ulp), times 2**q.
+   0 gives 0, inf inf, NaN NaN. */
+static FP_ALWAYS_INLINE double fp_cbrt(double x) {
+    const double two52 = 4503599627370496.0, shift = 6755399441055744.0;
+    double y, e, m, q, r, t, f;
+    long long bits, eb, fb;
+    int tiny = x < 2.2250738585072014e-308;
+    y = tiny ? x * 18014398509481984.0 : x;             /* 2**54 */
+    memcpy(&bits, &y, 8);
+    eb = ((bits >> 52) & 0x7FF) | 0x4330000000000000LL; /* exponent, as in fp_log */
+    memcpy(&e, &eb, 8);
+    e = e - two52 - 1023.0 - (tiny ? 54.0 : 0.0);
+    bits = (bits & 0x000FFFFFFFFFFFFFLL) | 0x3FF0000000000000LL;
+    memcpy(&m, &bits, 8);                               /* [1, 2) */
+    /* q = floor(e / 3): (e + 3072) / 3 is within 1e-12 of an integer or of a
+       third past one */
+    q = (((e + 3072.0) * (1.0 / 3.0) - 1.0 / 3.0) + shift) - shift - 1024.0;
+    r = e - 3.0 * q;                                    /* 0, 1 or 2 */
+    t = m * (1.0 + r + 0.5 * r * (r - 1.0));            /* m * 2**r, in [1, 8) */
+    /* y = t**(-1/3): a cubic fit (2%), then four division-free Newton steps
+       y *= (4 - t*y**3) / 3 (quadratic convergence); cbrt(t) = t * y * y. */
+    y = -0.002446097202036569;
+    y = y * t + 0.04448933413208107;
+    y = y * t - 0.2917453998407263;
+    y = y * t + 1.2316372054254847;
+    y = y * (4.0 - t * (y * y * y)) * (1.0 / 3.0);
+    y = y * (4.0 - t * (y * y * y)) * (1.0 / 3.0);
+    y = y * (4.0 - t * (y * y * y)) * (1.0 / 3.0);
+    y = y * (4.0 - t * (y * y * y)) * (1.0 / 3.0);
+    y = (t * y) * y;
+    y = y - (y * y * y - t) * (1.0 / 3.0) / (y * y);    /* the last bits */
+    memcpy(&fb, &(double){q + 1023.0 + two52}, 8);      /* 2**q from its bits */
+    fb = fb << 52;
+    memcpy(&f, &fb, 8);
+    y = y * f;
+    y = x == 0.0 ? 0.0 : y;
+    y = x == HUGE_VAL ? HUGE_VAL : y;
+    return x != x ? x : y;
+}
+
 /* The uniform number in [0, 1) of window `counter` of the stream `key`: splitmix64
    of the state key + (counter + 1) * golden gamma (documented in semantics §9). */
 static FP_ALWAYS_INLINE double fp_uniform(unsigned long long key, unsigned long long counter) {

@@ -27,6 +27,7 @@ cnp.import_array()
 cdef extern from "_fastpool.h":
     double fp_exp(double) noexcept nogil
     double fp_log(double) noexcept nogil
+    double fp_cbrt(double) noexcept nogil
     double fp_pow(double x, double p, double negative) noexcept nogil
     double fp_uniform(unsigned long long key, unsigned long long counter) noexcept nogil
 
@@ -273,6 +274,10 @@ cdef void reduce(const Spec* sp, double* V, double* Wt, Py_ssize_t n, Py_ssize_t
         if p == 2.0:
             for i in range(nl):
                 res[i] = sqrt(res[i]) * b[i]
+        elif p == 3.0:
+            for i in range(nl):
+                e = fp_cbrt(select(res[i] < 0.0, -res[i], res[i])) * b[i]
+                res[i] = select(res[i] < 0.0, e * neg_inv_p, e)
         elif p != 1.0:
             # The root, in two loops as in power_sums (``a`` is free now).
             for i in range(nl):
