@@ -14,6 +14,16 @@ cdef extern from "<stdlib.h>" nogil:
 cdef extern from "_fastpool.h":
     void fp_prefetch "FP_PREFETCH" (const void* address) noexcept nogil
 
+# Vectorisable float64 elementary functions, and the per-window random stream
+# (splitmix64 keyed by the seed and the window's flat index; docs/semantics.md
+# §9): every kernel that draws or exponentiates uses these.
+cdef extern from "_fastpool.h":
+    double fp_exp(double) noexcept nogil
+    double fp_log(double) noexcept nogil
+    double fp_cbrt(double) noexcept nogil
+    double fp_pow(double x, double p, double negative) noexcept nogil
+    double fp_uniform(unsigned long long key, unsigned long long counter) noexcept nogil
+
 cdef extern from "_fastpool.h":
     # Cython only needs to know it is an integer; C sees __int128.
     ctypedef long long fp_i128

@@ -19,17 +19,10 @@ from libc.math cimport NAN, INFINITY, sqrt, rint
 cimport numpy as cnp
 import numpy as np
 
-from ._common cimport (EXCLUDED, aligned_alloc, Geom, T, collect_rows, highest, lowest,
-                       make_geom, select)
+from ._common cimport (EXCLUDED, aligned_alloc, Geom, T, collect_rows, fp_cbrt, fp_exp,
+                       fp_log, fp_pow, fp_uniform, highest, lowest, make_geom, select)
 
 cnp.import_array()
-
-cdef extern from "_fastpool.h":
-    double fp_exp(double) noexcept nogil
-    double fp_log(double) noexcept nogil
-    double fp_cbrt(double) noexcept nogil
-    double fp_pow(double x, double p, double negative) noexcept nogil
-    double fp_uniform(unsigned long long key, unsigned long long counter) noexcept nogil
 
 cpdef enum Method:
     M_LP = 0
