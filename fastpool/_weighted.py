@@ -182,6 +182,15 @@ def _weighted_pool(method, input, size, stride, padding, dilation, ceil_mode, mo
     return result
 
 
+def _delegate(pool, input, size, stride, padding, dilation, ceil_mode, mode, cval,
+              nan_policy, nodata, axes, output, workers):
+    """Call a basic pool (max/min/avg) with the shared arguments, for the limits
+    and halves of the family that are exactly one of them."""
+    return pool(input, size, stride, padding=padding, dilation=dilation,
+                ceil_mode=ceil_mode, mode=mode, cval=cval, nan_policy=nan_policy,
+                nodata=nodata, axes=axes, output=output, workers=workers)
+
+
 def _check_non_negative(call):
     """stochastic_pool's precondition: no negative value (nodata excepted)."""
     x = call.x
@@ -257,10 +266,8 @@ def lp_pool(input, p, size, stride=None, *, padding=0, dilation=1, ceil_mode=Fal
     if not isinstance(average, (bool, np.bool_)):
         raise TypeError(f"average must be a bool, got {average!r}")
     if math.isinf(p):
-        return max_pool(input, size, stride, padding=padding, dilation=dilation,
-                        ceil_mode=ceil_mode, mode=mode, cval=cval,
-                        nan_policy=nan_policy, nodata=nodata, axes=axes, output=output,
-                        workers=workers)
+        return _delegate(max_pool, input, size, stride, padding, dilation, ceil_mode,
+                         mode, cval, nan_policy, nodata, axes, output, workers)
     return _weighted_pool(_M.M_LP_AVG if average else _M.M_LP, input, size, stride,
                           padding, dilation, ceil_mode, mode, cval, nan_policy, nodata,
                           axes, output, workers, p=p)
@@ -313,11 +320,9 @@ def soft_pool(input, size, stride=None, *, beta=1.0, padding=0, dilation=1,
     """
     beta = _real("beta", beta, allow_inf=True)
     if math.isinf(beta):
-        extremum = max_pool if beta > 0 else min_pool
-        return extremum(input, size, stride, padding=padding, dilation=dilation,
-                        ceil_mode=ceil_mode, mode=mode, cval=cval,
-                        nan_policy=nan_policy, nodata=nodata, axes=axes, output=output,
-                        workers=workers)
+        return _delegate(max_pool if beta > 0 else min_pool, input, size, stride,
+                         padding, dilation, ceil_mode, mode, cval, nan_policy, nodata,
+                         axes, output, workers)
     return _weighted_pool(_M.M_SOFT, input, size, stride, padding, dilation, ceil_mode,
                           mode, cval, nan_policy, nodata, axes, output, workers,
                           beta=beta)
@@ -425,10 +430,9 @@ def mixed_pool(input, size, stride=None, *, alpha=None, seed=None, padding=0,
     if alpha in (0.0, 1.0):
         # Exactly avg_pool / max_pool (the blend would turn an infinite max
         # into 0*inf = NaN and round 64-bit integers above 2**53).
-        pool = max_pool if alpha == 1.0 else avg_pool
-        return pool(input, size, stride, padding=padding, dilation=dilation,
-                    ceil_mode=ceil_mode, mode=mode, cval=cval, nan_policy=nan_policy,
-                    nodata=nodata, axes=axes, output=output, workers=workers)
+        return _delegate(max_pool if alpha == 1.0 else avg_pool, input, size, stride,
+                         padding, dilation, ceil_mode, mode, cval, nan_policy, nodata,
+                         axes, output, workers)
     return _weighted_pool(_M.M_MIXED, input, size, stride, padding, dilation, ceil_mode,
                           mode, cval, nan_policy, nodata, axes, output, workers,
                           alpha=alpha)
@@ -545,11 +549,9 @@ def catavgmax_pool(input, size, stride=None, *, axis=None, padding=0, dilation=1
         first = result[tuple(index)]
         index[axis] = slice(n, 2 * n)
         halves = first, result[tuple(index)]
-    kw = dict(padding=padding, dilation=dilation, ceil_mode=ceil_mode, mode=mode,
-              cval=cval, nan_policy=nan_policy, nodata=nodata, axes=axes,
-              workers=workers)
-    avg_pool(input, size, stride, output=halves[0], **kw)
-    max_pool(input, size, stride, output=halves[1], **kw)
+    for pool, half in zip((avg_pool, max_pool), halves):
+        _delegate(pool, input, size, stride, padding, dilation, ceil_mode, mode, cval,
+                  nan_policy, nodata, axes, half, workers)
     return result
 
 
