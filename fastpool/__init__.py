@@ -1,5 +1,8 @@
 """fastpool: fast N-dimensional pooling (block reduction / downsampling) of NumPy arrays."""
 
+from ._beyond import (adaptive_avg_pool, adaptive_max_pool, adaptive_pool,
+                      fractional_max_pool, global_avg_pool, global_max_pool,
+                      global_pool)
 from ._kernels._openmp import openmp_enabled
 from ._order import median_pool, mode_pool, percentile_pool, rank_pool
 from ._pool import avg_pool, max_pool, max_unpool, min_pool, sum_pool
@@ -11,13 +14,20 @@ from ._weighted import (avgmax_pool, blur_pool, catavgmax_pool, dpp_pool, generi
 __version__ = "0.1.0"
 
 __all__ = [
+    "adaptive_avg_pool",
+    "adaptive_max_pool",
+    "adaptive_pool",
     "avg_pool",
     "avgmax_pool",
     "blur_pool",
     "catavgmax_pool",
     "dpp_pool",
+    "fractional_max_pool",
     "generic_pool",
     "get_workers",
+    "global_avg_pool",
+    "global_max_pool",
+    "global_pool",
     "lip_pool",
     "lp_pool",
     "max_pool",

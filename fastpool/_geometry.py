@@ -186,3 +186,72 @@ def pack_tables(windows):
     for a in packed:
         a.flags.writeable = False
     return packed
+
+
+def given_windows(n, starts, stops):
+    """Windows ``[starts[o], stops[o])`` along an axis of length ``n`` (all inside it).
+
+    Windows of one length at a fixed step from 0 get an interior (the kernels'
+    direct loops); others are read through the table, shorter windows padded with
+    EXCLUDED slots.
+    """
+    starts = np.asarray(starts, dtype=np.int64)
+    stops = np.asarray(stops, dtype=np.int64)
+    lengths = stops - starts
+    width = int(lengths.max())
+    pos = starts[:, None] + np.arange(width, dtype=np.int64)[None, :]
+    table = np.ascontiguousarray(np.where(pos < stops[:, None], pos, EXCLUDED))
+    table.flags.writeable = False
+    steps = np.diff(starts)
+    regular = (starts[0] == 0 and (lengths == width).all()
+               and (len(steps) == 0 or (steps[0] > 0 and (steps == steps[0]).all())))
+    if regular:
+        stride = int(steps[0]) if len(steps) else width
+        return AxisWindows(n=n, table=table, interior=(0, len(starts)), stride=stride)
+    return AxisWindows(n=n, table=table, interior=(0, 0))
+
+
+@functools.lru_cache(maxsize=1024)
+def adaptive_windows(n, out):
+    """PyTorch's adaptive windows: ``[floor(i*n/out), ceil((i+1)*n/out))``."""
+    i = np.arange(out, dtype=np.int64)
+    return given_windows(n, (i * n) // out, -((-(i + 1) * n) // out))
+
+
+@functools.lru_cache(maxsize=1024)
+def unit_windows(n):
+    """Windows of one element at every position: an axis that is not reduced."""
+    return sliding_windows(n, 1, 1, 0, 1, False, "ignore", None)
+
+
+def fractional_starts(u, n, out, size, dtype):
+    """Graham's pseudo-random window starts, as PyTorch's ``generate_intervals``.
+
+    ``u``: the samples in ``[0, 1)`` of many planes (any shape); returns int64 starts
+    of shape ``u.shape + (out,)``.  The arithmetic is in ``dtype`` (float32 or
+    float64), as PyTorch computes it in the input's type, so equal samples give
+    equal windows.
+    """
+    u = np.asarray(u, dtype=dtype)[..., None]
+    starts = np.empty(u.shape[:-1] + (out,), dtype=np.int64)
+    if out > 1:
+        alpha = dtype.type(n - size) / dtype.type(out - 1)
+        i = np.arange(out - 1, dtype=dtype)
+        starts[..., :-1] = ((i + u) * alpha).astype(np.int64) - (u * alpha).astype(np.int64)
+    starts[..., -1] = n - size
+    return starts
+
+
+@dataclass(frozen=True, eq=False)
+class GivenGeometry:
+    """Windows that a function of each pooled axis fixes in advance (adaptive and
+    global pooling): passed where the sliding functions take ``size``, so every
+    method runs its kernel on them unchanged.
+
+    ``windows(lengths)`` maps the pooled axes' lengths, in the order of ``axes`` as
+    the user gave them, to one :class:`AxisWindows` each.  ``caller`` names the
+    public function in error messages.
+    """
+
+    windows: object
+    caller: str

@@ -10,7 +10,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from . import _support as S
 from ._docstrings import fill
-from ._geometry import pack_tables, sliding_geometry
+from ._geometry import GivenGeometry, pack_tables, sliding_geometry, unit_windows
 from ._kernels import _unpool
 from ._kernels import extremum as _extremum
 from ._kernels import sums as _sums
@@ -78,14 +78,23 @@ def _kernel_target(result, kernel_dtype):
 # --------------------------------------------------------------------------- sliding
 
 class _Call:
-    """One validated sliding-window call: input, parameters, geometry, output."""
+    """One validated call: input, parameters, geometry, output.
+
+    ``size`` is the sliding window's size, or a :class:`GivenGeometry` whose
+    windows replace the sliding ones (adaptive and global pooling).
+    """
 
     def __init__(self, input, size, stride, padding, dilation, ceil_mode, mode, cval,
                  nan_policy, nodata, axes, workers, fold_channels):
         self.source = input
         x, self.in_dtype = S.as_input(input)
-        p = S.pool_params(x.ndim, size, stride, padding, dilation, ceil_mode, mode,
-                          nan_policy, axes)
+        given = size if isinstance(size, GivenGeometry) else None
+        if given is None:
+            p = S.pool_params(x.ndim, size, stride, padding, dilation, ceil_mode, mode,
+                              nan_policy, axes)
+        else:
+            p, given = _given_params(x, given, stride, padding, dilation, ceil_mode,
+                                     mode, nan_policy, axes)
         S.check_nan_policy(x, p.nan_policy)
         self.cval, self.nodata, nan_policy = S.fill_values(x, p.mode, cval, nodata,
                                                            p.nan_policy, self.in_dtype)
@@ -96,7 +105,10 @@ class _Call:
                                          and x.dtype.kind in "iu"):
             p = _fold_unit_stride_axis(x, p)
         self.kernel_params = p
-        self.windows = sliding_geometry(tuple(x.shape[a] for a in p.axes), p)
+        if given is None:
+            self.windows = sliding_geometry(tuple(x.shape[a] for a in p.axes), p)
+        else:
+            self.windows = tuple(given.get(a) or unit_windows(x.shape[a]) for a in p.axes)
         shape = list(x.shape)
         for a, w in zip(p.axes, self.windows):
             shape[a] = w.out_len
@@ -116,6 +128,23 @@ class _Call:
     def geometry_args(self):
         """The kernels' geometry arguments: tables, offsets, widths, out_lens, interior."""
         return self.packed
+
+
+def _given_params(x, given, stride, padding, dilation, ceil_mode, mode, nan_policy,
+                  axes):
+    """PoolParams describing ``given``'s windows, and its windows by axis."""
+    for name, value, default in (("stride", stride, None), ("padding", padding, 0),
+                                 ("dilation", dilation, 1), ("ceil_mode", ceil_mode, False)):
+        if value is not default and value != default:
+            raise TypeError(f"{given.caller} takes no {name} (its windows follow from "
+                            f"the output size); got {name}={value!r}")
+    user_axes = S.normalize_axes(axes, x.ndim)
+    windows = dict(zip(user_axes, given.windows(tuple(x.shape[a] for a in user_axes))))
+    sorted_axes = tuple(sorted(user_axes))
+    width = tuple(windows[a].width for a in sorted_axes)
+    ones = (1,) * len(sorted_axes)
+    p = S.pool_params(x.ndim, width, ones, 0, 1, False, mode, nan_policy, sorted_axes)
+    return p, windows
 
 
 def _fold_unit_stride_axis(x, p):
@@ -148,6 +177,16 @@ def _extremum_pool(is_min, input, size, stride, padding, dilation, ceil_mode, mo
     call = _Call(input, size, stride, padding, dilation, ceil_mode, mode, cval,
                  nan_policy, nodata, axes, workers,
                  fold_channels="never" if return_indices else "always")
+    return extremum_run(call, is_min, output, return_indices)
+
+
+def extremum_run(call, is_min, output, return_indices, plane=None, plane_tables=None):
+    """Run the extremum kernel for ``call``.
+
+    ``plane`` (an int64 array of the input's shape, constant along the pooled
+    axes) and ``plane_tables`` (one row of packed tables per plane id): windows
+    that differ per batch item, read through the tables only.
+    """
     result = call.output(output, _natural_dtype(call.in_dtype, call.x.dtype))
     target = _kernel_target(result, call.x.dtype)
     direct = target is not None
@@ -155,10 +194,20 @@ def _extremum_pool(is_min, input, size, stride, padding, dilation, ceil_mode, mo
         target = np.empty(call.out_shape, dtype=call.x.dtype)
     indices = np.empty(call.out_shape, dtype=np.int64) if return_indices else None
     arrays = (target,) if indices is None else (target, indices)
+    geometry = list(call.geometry_args)
+    per_plane = {}
+    if plane is not None:
+        arrays = arrays + (plane,)
+        interior = geometry[4].copy()
+        interior[:2] = 0
+        geometry[0], geometry[4] = plane_tables.ravel(), interior
     for views in call.views(*arrays):
+        if plane is not None:
+            ids = views[-1][(slice(None),) + (0,) * (views[-1].ndim - 1)]
+            per_plane = dict(plane=ids, tab_plane=plane_tables.shape[1])
         _extremum.extremum(call.tag, is_min, views[0], views[1],
-                           views[2] if return_indices else None, *call.geometry_args,
-                           call.omit, call.nodata, call.cval, call.nthreads)
+                           views[2] if return_indices else None, *geometry,
+                           call.omit, call.nodata, call.cval, call.nthreads, **per_plane)
     if not direct:
         S.store(result, target)
     return (result, indices) if return_indices else result

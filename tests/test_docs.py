@@ -5,6 +5,7 @@ import pathlib
 
 import pytest
 
+import fastpool._beyond
 import fastpool._order
 import fastpool._pool
 import fastpool._support
@@ -22,7 +23,7 @@ def test_page_examples(path):
     assert result.failed == 0
 
 
-@pytest.mark.parametrize("module", [fastpool._pool, fastpool._order, fastpool._weighted,
+@pytest.mark.parametrize("module", [fastpool._pool, fastpool._beyond, fastpool._order, fastpool._weighted,
                                     fastpool._support, fastpool._testimages],
                          ids=lambda m: m.__name__)
 def test_docstring_examples(module):

@@ -119,6 +119,10 @@ cdef struct Geom:
     int64_t lo, hi, s, p, dil, k, sc
     # Elements between the windows of consecutive output rows (0: unknown).
     int64_t row_step
+    # Windows that differ per batch item (fractional pooling; NULL: shared): item
+    # b reads the tables at tables + plane[b * plane_stride] * tab_plane.
+    const int64_t* plane
+    int64_t plane_stride, tab_plane
 
 
 cdef inline Geom make_geom(cnp.ndarray x, cnp.ndarray out, cnp.ndarray idx,
@@ -153,6 +157,9 @@ cdef inline Geom make_geom(cnp.ndarray x, cnp.ndarray out, cnp.ndarray idx,
     g.k = width[g.d - 1]
     g.sc = g.in_stride[g.d]
     g.row_step = interior[5] * g.in_stride[g.d - 1] if g.d > 1 else 0
+    g.plane = NULL
+    g.plane_stride = 0
+    g.tab_plane = 0
     return g
 
 

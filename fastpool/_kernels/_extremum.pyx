@@ -262,11 +262,17 @@ cdef int engine(const Geom* g, const T* x, T* out, int64_t* iout, bint want_idx,
     cdef RowScratch sc
     cdef Py_ssize_t c0, c1, blk = block_len(g, sizeof(T))
     cdef Py_ssize_t per_thread = scratch_size(g, sizeof(T))
-    cdef char* scratch = <char*>aligned_alloc(64, per_thread * nthreads)
+    cdef Py_ssize_t geom_size = (sizeof(Geom) + 63) & ~(<Py_ssize_t>63)
+    cdef char* scratch = <char*>aligned_alloc(64, (per_thread + geom_size) * nthreads)
+    cdef Geom* own
+    cdef const Geom* gp
     if scratch == NULL:
         return -1
     with parallel(num_threads=nthreads):
         sc = scratch_at(scratch + threadid() * per_thread, g, sizeof(T))
+        # Per-item windows: each thread re-points its own copy of the geometry.
+        own = <Geom*>(scratch + nthreads * per_thread + threadid() * geom_size)
+        own[0] = g[0]
         buf = <T*>sc.acc
         idx = sc.aux
         roff = sc.roff
@@ -278,13 +284,17 @@ cdef int engine(const Geom* g, const T* x, T* out, int64_t* iout, bint want_idx,
         for t in prange(total, schedule="dynamic", chunksize=chunk):
             b = t // g.nrows_out
             orow = t - b * g.nrows_out
+            gp = g
+            if g.plane != NULL:
+                own.tables = g.tables + g.plane[b * g.plane_stride] * g.tab_plane
+                gp = own
             # Assigned in the loop body so that Cython makes them thread-private
             # (collect_rows writes them through pointers, which it cannot see).
             oo = 0
             io = 0
-            nrows = collect_rows(g, orow, roff, rflat, rcv, &oo, &io)
-            xb = x + b * g.in_stride[0]
-            op = out + b * g.out_stride[0] + oo
+            nrows = collect_rows(gp, orow, roff, rflat, rcv, &oo, &io)
+            xb = x + b * gp.in_stride[0]
+            op = out + b * gp.out_stride[0] + oo
             any_cval = False
             for r in range(nrows):
                 any_cval = any_cval or rcv[r]
@@ -296,23 +306,23 @@ cdef int engine(const Geom* g, const T* x, T* out, int64_t* iout, bint want_idx,
                 idx[w] = -1
             if direct:
                 for r in range(nrows):
-                    row_tables(g, xb + roff[r], rflat[r], False, cval, 0, g.lo,
+                    row_tables(gp, xb + roff[r], rflat[r], False, cval, 0, gp.lo,
                                acc, idx, omit, False, nd, tag)
-                    row_tables(g, xb + roff[r], rflat[r], False, cval, g.hi, W,
+                    row_tables(gp, xb + roff[r], rflat[r], False, cval, gp.hi, W,
                                acc, idx, omit, False, nd, tag)
                 # Interior, block by block with the next block prefetched, up to
                 # four rows per pass.
-                c0 = g.lo
-                while c0 < g.hi:
-                    c1 = min(c0 + blk, g.hi)
-                    prefetch_block(g, xb, roff, nrows, c1, min(c1 + blk, g.hi))
+                c0 = gp.lo
+                while c0 < gp.hi:
+                    c1 = min(c0 + blk, gp.hi)
+                    prefetch_block(gp, xb, roff, nrows, c1, min(c1 + blk, gp.hi))
                     for r in range(0, nrows, 4):
-                        rows_direct(g, xb, roff + r, min(4, nrows - r), acc, c0, c1,
+                        rows_direct(gp, xb, roff + r, min(4, nrows - r), acc, c0, c1,
                                     r == 0, omit, tag)
                     c0 = c1
             else:
                 for r in range(nrows):
-                    row_tables(g, xb + roff[r], rflat[r], rcv[r], cval, 0, W,
+                    row_tables(gp, xb + roff[r], rflat[r], rcv[r], cval, 0, W,
                                acc, idx, omit, has_nd, nd, tag)
             if has_nd:
                 # Only nodata (and, under 'omit', NaN) in the window: nodata.
@@ -326,9 +336,9 @@ cdef int engine(const Geom* g, const T* x, T* out, int64_t* iout, bint want_idx,
                 for w in range(W):
                     op[w * os] = acc[w]
             if want_idx:
-                ip = iout + b * g.idx_stride[0] + io
+                ip = iout + b * gp.idx_stride[0] + io
                 for w in range(W):
-                    ip[w * g.idx_stride[g.d]] = idx[w]
+                    ip[w * gp.idx_stride[gp.d]] = idx[w]
     free(scratch)
     return 0
 
@@ -337,13 +347,19 @@ def extremum(const T[:] dtype_tag, bint is_min, cnp.ndarray x, cnp.ndarray out,
              cnp.ndarray idx, const int64_t[::1] tables, const int64_t[::1] tab_off,
              const int64_t[::1] width, const int64_t[::1] out_len,
              const int64_t[::1] interior, bint omit, object nodata, object cval,
-             int nthreads):
+             int nthreads, const int64_t[:] plane=None, int64_t tab_plane=0):
     """Max (or min) pool ``x`` (batch, *pooled) into ``out`` (and ``idx``, or None).
 
     ``dtype_tag`` is an empty array of ``x``'s dtype that selects the
-    specialisation.  Inputs are trusted: fastpool._pool validates them.
+    specialisation.  ``plane`` (one per batch item) and ``tab_plane``: batch item
+    ``b`` reads the tables ``plane[b] * tab_plane`` entries on (windows that differ
+    per item).  Inputs are trusted: fastpool._pool validates them.
     """
     cdef Geom g = make_geom(x, out, idx, tables, tab_off, width, out_len, interior)
+    if plane is not None:
+        g.plane = &plane[0]
+        g.plane_stride = plane.strides[0] // 8
+        g.tab_plane = tab_plane
     cdef T nd = nodata if nodata is not None else 0
     cdef T cv = cval
     cdef bint has_nd = nodata is not None

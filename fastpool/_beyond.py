@@ -1,0 +1,488 @@
+"""Geometry beyond sliding windows: adaptive, global, fractional and pyramid pooling.
+
+Adaptive and global pooling hand the method's own function a
+:class:`~fastpool._geometry.GivenGeometry` where it takes ``size``: every method
+runs its kernel unchanged on windows of varying size.
+"""
+
+import math
+import numbers
+
+import numpy as np
+
+from . import _order, _pool, _weighted
+from . import _support as S
+from ._docstrings import fill
+from ._geometry import GivenGeometry, adaptive_windows, fractional_starts, given_windows
+
+# The functions that take a window ``size``, by their ``method=`` name.
+METHODS = {
+    "max": _pool.max_pool, "min": _pool.min_pool, "avg": _pool.avg_pool,
+    "sum": _pool.sum_pool, "median": _order.median_pool, "rank": _order.rank_pool,
+    "percentile": _order.percentile_pool, "mode": _order.mode_pool,
+    "lp": _weighted.lp_pool, "soft": _weighted.soft_pool,
+    "stochastic": _weighted.stochastic_pool, "mixed": _weighted.mixed_pool,
+    "avgmax": _weighted.avgmax_pool, "catavgmax": _weighted.catavgmax_pool,
+    "weighted": _weighted.weighted_pool, "lip": _weighted.lip_pool,
+    "dpp": _weighted.dpp_pool, "generic": _weighted.generic_pool,
+}
+
+# Keywords of the sliding geometry, which these functions set themselves.
+_SLIDING = ("size", "stride", "padding", "dilation", "ceil_mode")
+
+
+def _method(method, caller):
+    if not isinstance(method, str) or method not in METHODS:
+        raise ValueError(f"{caller}: method must be one of "
+                         f"{', '.join(map(repr, METHODS))}; got {method!r}")
+    return METHODS[method]
+
+
+def _no_sliding(kwargs, caller, also=()):
+    for name in _SLIDING + tuple(also):
+        if name in kwargs:
+            raise TypeError(f"{caller} takes no {name} (its windows follow from its "
+                            f"own arguments); got {name}={kwargs[name]!r}")
+
+
+def _int_at_least(value, name, minimum, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must hold ints{' or None' if allow_none else ''}, "
+                        f"got {value!r}")
+    value = int(value)
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _per_axis(value, n, name, check):
+    """``value`` (one for every pooled axis, or a sequence of ``n``) as a tuple."""
+    if value is None or isinstance(value, (numbers.Number, np.generic)):
+        return (check(value),) * n
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a number or a sequence, got {value!r}")
+    try:
+        values = tuple(value)
+    except TypeError:
+        raise TypeError(f"{name} must be a number or a sequence, got {value!r}")
+    if len(values) != n:
+        raise ValueError(f"{name} must have one value per pooled axis ({n}), got "
+                         f"{len(values)}: {value!r}")
+    return tuple(check(v) for v in values)
+
+
+# --------------------------------------------------------------------------- adaptive
+
+def _adaptive_geometry(output_size, caller):
+    def windows(lengths):
+        out = _per_axis(output_size, len(lengths), "output_size",
+                        lambda v: _int_at_least(v, "output_size", 1, allow_none=True))
+        return tuple(adaptive_windows(n, n if m is None else m)
+                     for n, m in zip(lengths, out))
+    return GivenGeometry(windows, caller)
+
+
+@fill
+def adaptive_pool(input, output_size, method="avg", *, axes=None, **method_kwargs):
+    """Pool the ``axes`` to a given output size with any method (PyTorch's adaptive
+    pooling, N-D).
+
+    Output ``i`` of an axis of length ``n`` pooled to ``m`` is the window
+    ``[floor(i*n/m), ceil((i+1)*n/m))``: windows of varying size that cover the
+    axis (``m`` may exceed ``n``; windows then repeat elements).
+
+    Parameters
+    ----------
+    %(input)s
+    output_size : int or sequence of int or None
+        Output length of every pooled axis, or one per pooled axis in the order of
+        ``axes``; ``None`` keeps that axis' length.
+    method : str, optional
+        The pooling method: the name of a fastpool function that takes a window
+        ``size``, without ``_pool`` (``'avg'`` (default), ``'max'``, ``'min'``,
+        ``'sum'``, ``'median'``, ``'rank'``, ``'percentile'``, ``'mode'``, ``'lp'``,
+        ``'soft'``, ``'stochastic'``, ``'mixed'``, ``'avgmax'``, ``'catavgmax'``,
+        ``'weighted'``, ``'lip'``, ``'dpp'``, ``'generic'``).
+    %(axes)s
+    **method_kwargs
+        The method's own parameters (``rank``, ``p``, ``weights``, ``seed``,
+        ``return_indices``, ...) and the shared ``nan_policy``, ``nodata``,
+        ``output`` and ``workers``.
+
+    Returns
+    -------
+    ndarray, or what the method returns
+        Each window reduced exactly as the method's own function reduces a window.
+
+    See Also
+    --------
+    adaptive_avg_pool, adaptive_max_pool, global_pool
+
+    Notes
+    -----
+    Where ``m`` divides ``n`` the windows are the sliding ones of
+    ``size = stride = n // m``, and the result equals the method's function
+    called with that size.  ``torch.nn.functional.adaptive_avg_pool2d(x, (h, w))``
+    equals ``adaptive_pool(x, (h, w), 'avg', axes=(-2, -1))``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastpool
+    >>> x = np.arange(10.0)
+    >>> fastpool.adaptive_pool(x, 4)
+    array([1., 3., 6., 8.])
+    >>> fastpool.adaptive_pool(x, 3, 'max')
+    array([3., 6., 9.])
+    >>> fastpool.adaptive_pool(np.arange(12).reshape(3, 4), (None, 2), 'median')
+    array([[ 1,  3],
+           [ 5,  7],
+           [ 9, 11]])
+    """
+    function = _method(method, "adaptive_pool")
+    _no_sliding(method_kwargs, "adaptive_pool")
+    return function(input, size=_adaptive_geometry(output_size, "adaptive_pool"),
+                    axes=axes, **method_kwargs)
+
+
+@fill
+def adaptive_avg_pool(input, output_size, *, axes=None, nan_policy="propagate",
+                      nodata=None, output=None, workers=None):
+    """Mean over PyTorch's adaptive windows (see :func:`adaptive_pool`).
+
+    Parameters
+    ----------
+    %(input)s
+    output_size : int or sequence of int or None
+        Output length of every pooled axis, or one per pooled axis (``None`` keeps
+        the axis).
+    %(axes)s
+    %(nan_policy)s
+    %(nodata)s
+    %(output)s
+    %(workers)s
+
+    Returns
+    -------
+    ndarray
+
+    Examples
+    --------
+    >>> import numpy as np, fastpool
+    >>> fastpool.adaptive_avg_pool(np.arange(5.0), 2)
+    array([1., 3.])
+    """
+    return adaptive_pool(input, output_size, "avg", axes=axes, nan_policy=nan_policy,
+                         nodata=nodata, output=output, workers=workers)
+
+
+@fill
+def adaptive_max_pool(input, output_size, *, axes=None, return_indices=False,
+                      nan_policy="propagate", nodata=None, output=None, workers=None):
+    """Maximum over PyTorch's adaptive windows (see :func:`adaptive_pool`).
+
+    Parameters
+    ----------
+    %(input)s
+    output_size : int or sequence of int or None
+        Output length of every pooled axis, or one per pooled axis (``None`` keeps
+        the axis).
+    %(axes)s
+    return_indices : bool, optional
+        Also return the flat index of each maximum over the input's pooled axes,
+        as :func:`max_pool` (and PyTorch's ``adaptive_max_pool*d``).
+    %(nan_policy)s
+    %(nodata)s
+    %(output)s
+    %(workers)s
+
+    Returns
+    -------
+    ndarray, or (ndarray, ndarray) with ``return_indices``
+
+    Examples
+    --------
+    >>> import numpy as np, fastpool
+    >>> fastpool.adaptive_max_pool(np.array([3, 1, 4, 1, 5]), 2, return_indices=True)
+    (array([4, 5]), array([2, 4]))
+    """
+    return adaptive_pool(input, output_size, "max", axes=axes,
+                         return_indices=return_indices, nan_policy=nan_policy,
+                         nodata=nodata, output=output, workers=workers)
+
+
+# --------------------------------------------------------------------------- global
+
+def _whole_axes(caller):
+    return GivenGeometry(lambda lengths: tuple(adaptive_windows(n, 1) for n in lengths),
+                         caller)
+
+
+@fill
+def global_pool(input, method="avg", *, axes=None, keepdims=False, **method_kwargs):
+    """Pool the whole of the ``axes`` with any method.
+
+    Parameters
+    ----------
+    %(input)s
+    method : str, optional
+        As in :func:`adaptive_pool` (default ``'avg'``).
+    %(axes)s
+    keepdims : bool, optional
+        Keep the pooled axes with length 1 (as NumPy's reductions); by default they
+        are removed.
+    **method_kwargs
+        The method's own parameters and the shared ``nan_policy``, ``nodata``,
+        ``output`` (of the result's shape) and ``workers``.
+
+    Returns
+    -------
+    ndarray, or what the method returns
+        A 0-d array when every axis is pooled and ``keepdims`` is False.
+
+    Notes
+    -----
+    Equal to ``adaptive_pool(input, 1, method, ...)`` without the pooled axes.
+    A batch too small to occupy every thread is pooled in parallel all the same
+    for ``'avg'``, ``'sum'``, ``'max'`` and ``'min'``: the window is cut into
+    blocks of a fixed length merged in a fixed order, so the result is the same
+    for every thread count (float sums in float64, rounded once).
+
+    Examples
+    --------
+    >>> import numpy as np, fastpool
+    >>> x = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    >>> fastpool.global_pool(x, 'max', axes=(1, 2))
+    array([11, 23], dtype=uint8)
+    >>> fastpool.global_pool(x, 'avg', axes=(1, 2), keepdims=True).shape
+    (2, 1, 1)
+    >>> fastpool.global_pool(x, 'median')  # rank n // 2, as scipy.ndimage
+    array(12, dtype=uint8)
+    """
+    function = _method(method, "global_pool")
+    _no_sliding(method_kwargs, "global_pool")
+    if not isinstance(keepdims, (bool, np.bool_)):
+        raise TypeError(f"keepdims must be a bool, got {keepdims!r}")
+    ndim = np.ndim(input)
+    pooled = S.normalize_axes(axes, max(ndim, 1))
+    # catavgmax stacks its halves on a new leading axis unless given one
+    lead = 1 if method == "catavgmax" and method_kwargs.get("axis") is None else 0
+    squeeze = tuple(a + lead for a in sorted(pooled))
+    output = method_kwargs.get("output")
+    if not keepdims and isinstance(output, np.ndarray):
+        method_kwargs["output"] = np.expand_dims(output, squeeze)
+    result = function(input, size=_whole_axes("global_pool"), axes=axes, **method_kwargs)
+    if keepdims:
+        return result
+    if isinstance(result, tuple):
+        return tuple(np.squeeze(r, squeeze) for r in result)
+    return output if isinstance(output, np.ndarray) else np.squeeze(result, squeeze)
+
+
+@fill
+def global_avg_pool(input, *, axes=None, keepdims=False, nan_policy="propagate",
+                    nodata=None, output=None, workers=None):
+    """Mean over the whole of the ``axes`` (see :func:`global_pool`).
+
+    Parameters
+    ----------
+    %(input)s
+    %(axes)s
+    keepdims : bool, optional
+        Keep the pooled axes with length 1.
+    %(nan_policy)s
+    %(nodata)s
+    %(output)s
+    %(workers)s
+
+    Returns
+    -------
+    ndarray
+
+    Examples
+    --------
+    >>> import numpy as np, fastpool
+    >>> fastpool.global_avg_pool(np.arange(12.0).reshape(3, 4), axes=1)
+    array([1.5, 5.5, 9.5])
+    """
+    return global_pool(input, "avg", axes=axes, keepdims=keepdims,
+                       nan_policy=nan_policy, nodata=nodata, output=output,
+                       workers=workers)
+
+
+@fill
+def global_max_pool(input, *, axes=None, keepdims=False, return_indices=False,
+                    nan_policy="propagate", nodata=None, output=None, workers=None):
+    """Maximum over the whole of the ``axes`` (see :func:`global_pool`).
+
+    Parameters
+    ----------
+    %(input)s
+    %(axes)s
+    keepdims : bool, optional
+        Keep the pooled axes with length 1.
+    return_indices : bool, optional
+        Also return the flat index of each maximum over the pooled axes (the first
+        in C order on ties), as :func:`max_pool`.
+    %(nan_policy)s
+    %(nodata)s
+    %(output)s
+    %(workers)s
+
+    Returns
+    -------
+    ndarray, or (ndarray, ndarray) with ``return_indices``
+
+    Examples
+    --------
+    >>> import numpy as np, fastpool
+    >>> x = np.array([[3, 9, 4], [8, 1, 8]])
+    >>> fastpool.global_max_pool(x, axes=1, return_indices=True)
+    (array([9, 8]), array([1, 0]))
+    """
+    return global_pool(input, "max", axes=axes, keepdims=keepdims,
+                       return_indices=return_indices, nan_policy=nan_policy,
+                       nodata=nodata, output=output, workers=workers)
+
+
+# --------------------------------------------------------------------------- fractional
+
+def _ratio(value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"output_ratio must hold real numbers, got {value!r}")
+    value = float(value)
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"output_ratio must lie in (0, 1), got {value}")
+    return value
+
+
+def _fractional_lengths(shape, axes, output_size, output_ratio, size):
+    """Per pooled axis (in the order of ``axes``): output length and window size."""
+    d = len(axes)
+    if (output_size is None) == (output_ratio is None):
+        raise ValueError("fractional_max_pool needs exactly one of output_size and "
+                         "output_ratio")
+    sizes = _per_axis(size, d, "size", lambda v: _int_at_least(v, "size", 1))
+    if output_size is not None:
+        outs = _per_axis(output_size, d, "output_size",
+                         lambda v: _int_at_least(v, "output_size", 1))
+    else:
+        ratios = _per_axis(output_ratio, d, "output_ratio", _ratio)
+        outs = tuple(int(shape[a] * r) for a, r in zip(axes, ratios))
+    for a, m, k in zip(axes, outs, sizes):
+        n = shape[a]
+        if m < 1 or m + k - 1 > n:
+            raise ValueError(f"axis {a}: fractional_max_pool cannot give {m} outputs "
+                             f"from length {n} with windows of {k} (it needs "
+                             f"1 <= output + size - 1 <= length)")
+    return outs, sizes
+
+
+def _fractional_samples(samples, seed, batch_shape, d):
+    if samples is None:
+        return np.random.default_rng(seed).random(batch_shape + (d,))
+    u = np.asarray(samples)
+    if u.dtype.kind not in "fiu":
+        raise TypeError(f"samples must be a real array, got dtype {u.dtype}")
+    if u.shape != batch_shape + (d,):
+        raise ValueError(f"samples must have shape {batch_shape + (d,)} (the non-pooled "
+                         f"axes, then one per pooled axis), got {u.shape}")
+    if u.size and not (np.all(u >= 0) and np.all(u < 1)):
+        raise ValueError("samples must lie in [0, 1)")
+    return u
+
+
+@fill
+def fractional_max_pool(input, output_size=None, output_ratio=None, size=2, *,
+                        seed=None, samples=None, axes=None, return_indices=False,
+                        nan_policy="propagate", nodata=None, output=None, workers=None):
+    """Fractional max pooling (Graham 2014): windows at pseudo-random starts.
+
+    Each plane (one index of the non-pooled axes) draws one sample ``u`` in
+    ``[0, 1)`` per pooled axis.  Along an axis of length ``n`` pooled to ``m``
+    outputs with windows of ``k``, output ``i < m - 1`` is the window starting at
+    ``int((i + u) * alpha) - int(u * alpha)``, ``alpha = (n - k) / (m - 1)``, and the
+    last one starts at ``n - k``: PyTorch's ``generate_intervals``, computed in
+    float32 for float32 and float16 input (as PyTorch does) and float64 otherwise.
+
+    Parameters
+    ----------
+    %(input)s
+    output_size : int or sequence of int, optional
+        Output length of every pooled axis, or one per pooled axis.
+    output_ratio : float or sequence of float, optional
+        Instead of ``output_size``: output length ``int(n * ratio)``, ratio in
+        ``(0, 1)``.
+    size : int or sequence of int, optional
+        Window size (default 2); ``output + size - 1 <= n`` on every axis.
+    %(seed)s
+    samples : array_like, optional
+        The samples themselves, of shape ``(*batch, d)``: the input's shape without
+        the pooled axes, then one per pooled axis in ascending axis order.  By
+        default they are ``numpy.random.default_rng(seed).random((*batch, d))``.
+    %(axes)s
+    return_indices : bool, optional
+        Also return the flat index of each maximum over the input's pooled axes
+        (as :func:`max_pool`).
+    %(nan_policy)s
+    %(nodata)s
+    %(output)s
+    %(workers)s
+
+    Returns
+    -------
+    ndarray, or (ndarray, ndarray) with ``return_indices``
+
+    Notes
+    -----
+    ``torch.nn.functional.fractional_max_pool2d(x, k, output_size=(h, w),
+    _random_samples=s)`` equals ``fractional_max_pool(x, (h, w), size=k,
+    samples=s.numpy()[..., ::-1], axes=(-2, -1))`` (PyTorch's 2-D samples are
+    ordered width, height); ``fractional_max_pool3d`` takes ``s.numpy()`` as is.
+
+    Examples
+    --------
+    >>> import numpy as np, fastpool
+    >>> x = np.arange(10.0)
+    >>> fastpool.fractional_max_pool(x, 6, samples=[0.5])
+    array([1., 3., 5., 6., 8., 9.])
+    >>> fastpool.fractional_max_pool(x, output_ratio=0.5, seed=0).shape
+    (5,)
+    """
+    x = np.asarray(input)
+    if x.ndim == 0:
+        raise ValueError("input must have at least one dimension, got a 0-d array")
+    user_axes = S.normalize_axes(axes, x.ndim)
+    outs, sizes = _fractional_lengths(x.shape, user_axes, output_size, output_ratio, size)
+    by_axis = dict(zip(user_axes, zip(outs, sizes)))
+    pooled = tuple(sorted(user_axes))
+    batch_shape = tuple(n for a, n in enumerate(x.shape) if a not in pooled)
+    u = _fractional_samples(samples, seed, batch_shape, len(pooled))
+    arithmetic = np.dtype(np.float32 if x.dtype in (np.float16, np.float32) else np.float64)
+    # Packed tables, one row per plane: the pooled axes in ascending order.
+    parts = []
+    for j, a in enumerate(pooled):
+        m, k = by_axis[a]
+        starts = fractional_starts(u[..., j], x.shape[a], m, k, arithmetic)
+        parts.append((starts[..., None] + np.arange(k)).reshape(-1, m * k))
+    nplanes = math.prod(batch_shape)
+    tables = np.ascontiguousarray(np.concatenate(parts, axis=1)
+                                  if parts[0].size else np.zeros((nplanes, 1), np.int64))
+
+    def first_plane(lengths):
+        row, off = tables[0], 0
+        windows = {}
+        for a in pooled:
+            m, k = by_axis[a]
+            starts = row[off:off + m * k:k]
+            windows[a] = given_windows(x.shape[a], starts, starts + k)
+            off += m * k
+        return tuple(windows[a] for a in user_axes)
+
+    call = _pool._Call(x if x is input else input, GivenGeometry(first_plane,
+                       "fractional_max_pool"), None, 0, 1, False, "ignore", 0.0,
+                       nan_policy, nodata, axes, workers, fold_channels="never")
+    plane = np.arange(nplanes, dtype=np.int64).reshape(batch_shape)
+    plane = np.broadcast_to(np.expand_dims(plane, pooled), call.x.shape)
+    return _pool.extremum_run(call, False, output, return_indices, plane, tables)
