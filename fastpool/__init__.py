@@ -1,8 +1,8 @@
 """fastpool: fast N-dimensional pooling (block reduction / downsampling) of NumPy arrays."""
 
-from ._beyond import (adaptive_avg_pool, adaptive_max_pool, adaptive_pool,
+from ._beyond import (Pyramid, adaptive_avg_pool, adaptive_max_pool, adaptive_pool,
                       fractional_max_pool, global_avg_pool, global_max_pool,
-                      global_pool)
+                      global_pool, pyramid)
 from ._kernels._openmp import openmp_enabled
 from ._order import median_pool, mode_pool, percentile_pool, rank_pool
 from ._pool import avg_pool, max_pool, max_unpool, min_pool, sum_pool
@@ -14,6 +14,7 @@ from ._weighted import (avgmax_pool, blur_pool, catavgmax_pool, dpp_pool, generi
 __version__ = "0.1.0"
 
 __all__ = [
+    "Pyramid",
     "adaptive_avg_pool",
     "adaptive_max_pool",
     "adaptive_pool",
@@ -39,6 +40,7 @@ __all__ = [
     "mode_pool",
     "openmp_enabled",
     "percentile_pool",
+    "pyramid",
     "rank_pool",
     "set_workers",
     "soft_pool",
