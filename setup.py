@@ -30,10 +30,10 @@ DIRECTIVES = {
     "freethreading_compatible": True,
 }
 
-EXTENSIONS = ["_openmp", "_extremum", "_sums", "_order", "_unpool", "_weighted"]
+EXTENSIONS = ["_openmp", "_extremum", "_sums", "_order", "_unpool", "_weighted", "_global"]
 # Also built with -mavx2 as <name>_avx2 (chosen at import where the CPU has AVX2).
 # No -mfma: contracting a*b+c would change float results between the builds.
-AVX2_EXTENSIONS = ["_extremum", "_sums", "_order", "_weighted"]
+AVX2_EXTENSIONS = ["_extremum", "_sums", "_order", "_weighted", "_global"]
 # For the float64 reducers of the weighted family: no FP exception traps and no
 # errno, so gcc may evaluate both arms of a select (the clamps of fp_exp) and
 # inline sqrt, and the loops vectorise.  Neither changes a single result bit.
@@ -82,7 +82,7 @@ class BuildExt(build_ext):
         opt = ["-O0", "-g"] if DEBUG else ["-O3"]
         for ext in self.extensions:
             simd = ["-mavx2"] if ext.name.endswith("_avx2") else []
-            extra = QUIET_MATH if ext.name.split(".")[-1].startswith("_weighted") else []
+            extra = QUIET_MATH if ext.name.split(".")[-1].startswith(("_weighted", "_global")) else []
             ext.extra_compile_args = opt + simd + extra + (["-fopenmp"] if openmp else [])
             ext.extra_link_args = ["-fopenmp"] if openmp else []
         super().build_extensions()

@@ -10,9 +10,12 @@ import numbers
 
 import numpy as np
 
+from numpy.lib.stride_tricks import as_strided
+
 from . import _order, _pool, _weighted
 from . import _support as S
 from ._docstrings import fill
+from ._kernels import whole as _whole
 from ._geometry import GivenGeometry, adaptive_windows, fractional_starts, given_windows
 
 # The functions that take a window ``size``, by their ``method=`` name.
@@ -219,6 +222,127 @@ def _whole_axes(caller):
                          caller)
 
 
+# Runs shorter than this go through the method's own kernel (one window each).
+_SHORT_RUN = 1 << 12
+
+
+def _run_view(view):
+    """``view`` (items, *pooled) as (items, n) when its pooled axes form one
+    strided run in C order, else None."""
+    shape = [(n, s) for n, s in zip(view.shape[1:], view.strides[1:]) if n != 1]
+    for (n0, s0), (n1, s1) in zip(shape, shape[1:]):
+        if s0 != s1 * n1:
+            return None
+    step = shape[-1][1] if shape else view.itemsize
+    n = math.prod(view.shape[1:])
+    return as_strided(view, (view.shape[0], n), (view.strides[0], step), writeable=False)
+
+
+def _round_half_even_div(total, count):
+    """``total / count`` rounded half to even, exactly, for int64 arrays."""
+    q, r = np.divmod(total, count)
+    twice = 2 * r
+    return q + ((twice > count) | ((twice == count) & (q % 2 == 1)))
+
+
+def _global_runs(method, input, axes, kwargs):
+    """avg, sum, max or min over the whole pooled axes from per-block partials
+    (parallel for any batch), with the pooled axes kept; None where this path
+    does not apply (the method's own kernel runs instead)."""
+    extra = {"nan_policy", "nodata", "output", "workers"}
+    if method in ("max", "min"):
+        extra.add("return_indices")
+    elif method not in ("avg", "sum"):
+        return None
+    if set(kwargs) - extra:
+        return None
+    x, in_dtype = S.as_input(input)
+    p = S.pool_params(x.ndim, 1, None, 0, 1, False, "ignore",
+                      kwargs.get("nan_policy", "propagate"), axes)
+    pooled = p.axes
+    if math.prod(x.shape[a] for a in pooled) < _SHORT_RUN:
+        return None
+    if method in ("avg", "sum") and x.dtype.kind in "iu" and x.dtype.itemsize == 8:
+        return None  # 64-bit integer sums need the 128-bit accumulators
+    groups = _pool.batch_views((x,), pooled)
+    runs = [_run_view(views[0]) for views in groups]
+    if any(r is None for r in runs):
+        return None
+    S.check_nan_policy(x, p.nan_policy)
+    _, nodata, nan_policy = S.fill_values(x, "ignore", 0.0, kwargs.get("nodata"),
+                                          p.nan_policy, in_dtype)
+    omit = nan_policy == "omit"
+    kept = tuple(1 if a in pooled else n for a, n in enumerate(x.shape))
+    natural = np.dtype(np.float32) if in_dtype == np.float16 else in_dtype
+    if method == "sum" and natural.kind not in "f":
+        natural = np.dtype(np.uint64 if natural.kind == "u" else np.int64)
+    result = S.prepare_output(kwargs.get("output"), kept, natural, input)
+    want_idx = bool(kwargs.get("return_indices", False))
+    indices = np.empty(kept, dtype=np.int64) if want_idx else None
+    targets = _pool.batch_views((x, result) + ((indices,) if want_idx else ()), pooled)
+    tag = np.empty(0, dtype=x.dtype)
+    for run, views in zip(runs, targets):
+        items, n = run.shape
+        nblocks = -(-n // _whole.BLOCK_LENGTH)
+        nthreads = S.threads_for(items * n, kwargs.get("workers"))
+        count = np.empty((items, nblocks), dtype=np.int64)
+        if method in ("avg", "sum"):
+            fsum = np.zeros((items, nblocks))
+            isum = np.zeros((items, nblocks), dtype=np.int64)
+            _whole.global_sums(tag, run, fsum, isum, count, omit, nodata, nthreads)
+            valid = count.sum(axis=1)
+            if x.dtype.kind == "f":
+                total = fsum.sum(axis=1)
+                values = total / np.maximum(valid, 1) if method == "avg" else total
+                values[valid == 0] = np.nan if nodata is None else nodata
+            else:
+                total = isum.sum(axis=1)
+                if method == "sum":
+                    values = total
+                elif result.dtype.kind == "f":
+                    values = total / np.maximum(valid, 1)
+                else:
+                    values = _round_half_even_div(total, np.maximum(valid, 1))
+                if nodata is not None:
+                    values[valid == 0] = nodata
+        else:
+            val = np.empty((items, nblocks), dtype=x.dtype)
+            _whole.global_extremum(tag, method == "min", run, val, count, omit, nodata,
+                                   nthreads)
+            values, block_of = _merge_extrema(method == "min", val, count, nodata)
+            if want_idx:
+                # Only the block that holds each item's first winner is scanned.
+                where = np.zeros(items, dtype=np.int64)
+                _whole.global_first_index(tag, run, block_of,
+                                          np.ascontiguousarray(values, dtype=x.dtype),
+                                          where, omit, nodata, nthreads)
+                S.store(views[2], where.reshape(views[2].shape))
+        S.store(views[1], values.reshape(views[1].shape))
+    return (result, indices) if want_idx else result
+
+
+def _merge_extrema(is_min, val, count, nodata):
+    """The extremum over blocks (a NaN wins, as in a window) and the first block
+    that holds it (-1 where no block has a valid element)."""
+    valid = count > 0
+    pick = np.min if is_min else np.max
+    if val.dtype.kind == "f":
+        fill = np.inf if is_min else -np.inf
+        best = pick(np.where(valid, val, fill), axis=1)   # a NaN propagates
+        hit = valid & ((val == best[:, None])
+                       | (np.isnan(val) & np.isnan(best)[:, None]))
+    else:
+        info = np.iinfo(val.dtype)
+        best = pick(np.where(valid, val, info.max if is_min else info.min), axis=1)
+        hit = valid & (val == best[:, None])
+    first = np.argmax(hit, axis=1)
+    empty = ~valid.any(axis=1)
+    if empty.any():
+        best[empty] = nodata if nodata is not None else np.nan
+        first[empty] = -1
+    return best, first
+
+
 @fill
 def global_pool(input, method="avg", *, axes=None, keepdims=False, **method_kwargs):
     """Pool the whole of the ``axes`` with any method.
@@ -272,12 +396,17 @@ def global_pool(input, method="avg", *, axes=None, keepdims=False, **method_kwar
     output = method_kwargs.get("output")
     if not keepdims and isinstance(output, np.ndarray):
         method_kwargs["output"] = np.expand_dims(output, squeeze)
-    result = function(input, size=_whole_axes("global_pool"), axes=axes, **method_kwargs)
+    result = _global_runs(method, input, axes, method_kwargs)
+    if result is None:
+        result = function(input, size=_whole_axes("global_pool"), axes=axes,
+                          **method_kwargs)
     if keepdims:
         return result
+    given = isinstance(output, np.ndarray)
     if isinstance(result, tuple):
-        return tuple(np.squeeze(r, squeeze) for r in result)
-    return output if isinstance(output, np.ndarray) else np.squeeze(result, squeeze)
+        return ((output if given else np.squeeze(result[0], squeeze)),
+                np.squeeze(result[1], squeeze))
+    return output if given else np.squeeze(result, squeeze)
 
 
 @fill

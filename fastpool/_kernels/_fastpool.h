@@ -419,4 +419,49 @@ static inline ptrdiff_t fp_mean2x2_u8(const unsigned char* q0, const unsigned ch
 }
 #endif
 
+/* Eight running extrema of floats over `blocks` groups of 8 consecutive values
+   (lane j sees p[8*i + j]), and per-lane NaN counts: a compare and a blend per
+   vector.  A NaN never replaces a lane value; the caller applies the NaN counts.
+   Written with vector extensions: gcc does not vectorise the lane loop Cython
+   generates.  Exact, so every build gives the same bits. */
+typedef float fp_v8f __attribute__((vector_size(32)));
+typedef int fp_v8i __attribute__((vector_size(32)));
+typedef double fp_v8d __attribute__((vector_size(64)));
+typedef long long fp_v8l __attribute__((vector_size(64)));
+
+#define FP_LANE_EXTREMUM(T, S, VT, VI, CMP)                                        \
+static inline void fp_lanes_##S(const T* p, ptrdiff_t blocks, T* lanes, int* nans) { \
+    VT m[4], v;                                                                    \
+    VI mask, nn[4] = {{0}};                                                        \
+    ptrdiff_t i, k;                                                                \
+    for (k = 0; k < 4; k++) memcpy(&m[k], lanes, sizeof m[k]);                      \
+    /* Four independent chains: a compare-and-blend chain alone waits on its      \
+       latency.  An extremum does not depend on the grouping. */                  \
+    for (i = 0; i + 4 <= blocks; i += 4) {                                         \
+        for (k = 0; k < 4; k++) {                                                  \
+            memcpy(&v, p + 8 * (i + k), sizeof v);                                 \
+            mask = (VI)(v CMP m[k]);                                               \
+            m[k] = (VT)(((VI)v & mask) | ((VI)m[k] & ~mask));                      \
+            nn[k] -= (VI)(v != v);                                                 \
+        }                                                                          \
+    }                                                                              \
+    for (; i < blocks; i++) {                                                      \
+        memcpy(&v, p + 8 * i, sizeof v);                                           \
+        mask = (VI)(v CMP m[0]);                                                   \
+        m[0] = (VT)(((VI)v & mask) | ((VI)m[0] & ~mask));                          \
+        nn[0] -= (VI)(v != v);                                                     \
+    }                                                                              \
+    for (k = 1; k < 4; k++) {                                                      \
+        mask = (VI)(m[k] CMP m[0]);                                                \
+        m[0] = (VT)(((VI)m[k] & mask) | ((VI)m[0] & ~mask));                       \
+        nn[0] += nn[k];                                                            \
+    }                                                                              \
+    memcpy(lanes, &m[0], sizeof m[0]);                                             \
+    for (k = 0; k < 8; k++) nans[k] += (int)nn[0][k];                              \
+}
+FP_LANE_EXTREMUM(float, max_f32, fp_v8f, fp_v8i, >)
+FP_LANE_EXTREMUM(float, min_f32, fp_v8f, fp_v8i, <)
+FP_LANE_EXTREMUM(double, max_f64, fp_v8d, fp_v8l, >)
+FP_LANE_EXTREMUM(double, min_f64, fp_v8d, fp_v8l, <)
+
 #endif

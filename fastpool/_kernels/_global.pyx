@@ -1,0 +1,310 @@
+"""Whole-run reductions for global pooling: sums (with valid counts) and extrema
+(with the first index) of every batch item's pooled elements.
+
+Each item's run is cut into blocks of BLOCK elements whatever the thread count, and
+every block is reduced on its own (eight interleaved lanes, merged in a fixed
+order), so one item keeps every thread busy and the result does not depend on
+how many there are.  The caller merges the per-block partials in block order.
+"""
+
+from cython.parallel cimport prange
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t
+from libc.math cimport NAN
+
+cimport numpy as cnp
+
+from ._common cimport Dir, MaxTag, MinTag, T, highest, lowest, select
+
+cnp.import_array()
+
+cdef extern from "_fastpool.h":
+    void fp_lanes_max_f32(const float* p, Py_ssize_t blocks, float* lanes,
+                          int* nans) noexcept nogil
+    void fp_lanes_min_f32(const float* p, Py_ssize_t blocks, float* lanes,
+                          int* nans) noexcept nogil
+    void fp_lanes_max_f64(const double* p, Py_ssize_t blocks, double* lanes,
+                          int* nans) noexcept nogil
+    void fp_lanes_min_f64(const double* p, Py_ssize_t blocks, double* lanes,
+                          int* nans) noexcept nogil
+
+cdef enum:
+    BLOCK = 32768   # elements per partial: fixed, so results never depend on threads
+    LANES = 8       # extrema (fp_lanes_* in _fastpool.h hold 8 per vector)
+    SUM_LANES = 16  # sums: four double vectors in flight hide the add latency
+
+BLOCK_LENGTH = BLOCK
+
+
+cdef inline bint missing(T v, bint omit, bint has_nd, T nd) noexcept nogil:
+    return (omit and v != v) or (has_nd and v == nd)
+
+
+cdef inline T worst(Dir tag, T kind) noexcept nogil:
+    """The identity of the extremum: the lowest value for max, the highest for min."""
+    if Dir is MaxTag:
+        return lowest(kind)
+    else:
+        return highest(kind)
+
+
+cdef void block_sum(const T* p, Py_ssize_t n, int64_t s, bint omit, bint has_nd, T nd,
+                    double* fsum, int64_t* isum, int64_t* count) noexcept nogil:
+    """Sum (as double for floats, int64 for integers) and valid count of ``n``
+    elements ``p[i * s]``."""
+    cdef double fa[SUM_LANES]
+    cdef int64_t ia[SUM_LANES]
+    cdef int32_t na[SUM_LANES]
+    cdef int64_t ca[SUM_LANES]
+    cdef Py_ssize_t i, j, m = n - n % SUM_LANES
+    cdef const T* q
+    cdef T v
+    cdef bint ok
+    for j in range(SUM_LANES):
+        fa[j] = 0.0
+        ia[j] = 0
+        na[j] = 0
+        ca[j] = 0
+    if not (omit or has_nd):
+        if s == 1 and (T is uint8_t or T is int8_t or T is uint16_t or T is int16_t):
+            # A lane adds BLOCK / SUM_LANES values of at most 16 bits: int32 is exact
+            # and four times as wide a vector as int64.
+            for i in range(m // SUM_LANES):
+                q = p + i * SUM_LANES
+                for j in range(SUM_LANES):
+                    na[j] += <int32_t>q[j]
+            for j in range(SUM_LANES):
+                ia[j] = na[j]
+        elif s == 1:
+            for i in range(m // SUM_LANES):
+                q = p + i * SUM_LANES
+                for j in range(SUM_LANES):
+                    if T is float or T is double:
+                        fa[j] += <double>q[j]
+                    else:
+                        ia[j] += <int64_t>q[j]
+        else:
+            for i in range(m // SUM_LANES):
+                q = p + i * SUM_LANES * s
+                for j in range(SUM_LANES):
+                    if T is float or T is double:
+                        fa[j] += <double>q[j * s]
+                    else:
+                        ia[j] += <int64_t>q[j * s]
+        for i in range(m, n):
+            if T is float or T is double:
+                fa[i - m] += <double>p[i * s]
+            else:
+                ia[i - m] += <int64_t>p[i * s]
+        ca[0] = n
+    else:
+        for i in range(n):
+            v = p[i * s]
+            ok = not missing(v, omit, has_nd, nd)
+            j = i % SUM_LANES
+            if T is float or T is double:
+                fa[j] += <double>select(ok, v, <T>0)
+            else:
+                ia[j] += <int64_t>select(ok, v, <T>0)
+            ca[j] += ok
+    # Lanes merged pairwise, in a fixed order.
+    j = SUM_LANES
+    while j > 1:
+        j //= 2
+        for i in range(j):
+            fa[i] = fa[i] + fa[i + j]
+            ia[i] = ia[i] + ia[i + j]
+            ca[i] = ca[i] + ca[i + j]
+    fsum[0] = fa[0]
+    isum[0] = ia[0]
+    count[0] = ca[0]
+
+
+cdef inline T larger(T a, T v, Dir tag) noexcept nogil:
+    """``v`` where it beats ``a``, else ``a`` (a NaN never beats: the caller counts
+    NaNs separately, which keeps the loop a compare and a blend)."""
+    if Dir is MaxTag:
+        return select(v > a, v, a)
+    else:
+        return select(v < a, v, a)
+
+
+cdef void block_extremum(const T* p, Py_ssize_t n, int64_t s, bint omit, bint has_nd,
+                         T nd, T* val, int64_t* count, Dir tag) noexcept nogil:
+    """Extremum of the valid elements among ``p[i * s]``, ``i < n``, and the
+    valid count.  A NaN wins under 'propagate'.  No valid element: NaN (or
+    nodata)."""
+    cdef T la[LANES]
+    cdef int64_t ca[LANES]
+    cdef int nans[LANES]
+    cdef Py_ssize_t i, j, m = n - n % LANES
+    cdef const T* q
+    cdef T v, a
+    cdef bint ok
+    cdef int64_t c, nan_count = 0
+    for j in range(LANES):
+        la[j] = worst(tag, nd)
+        ca[j] = 0
+        nans[j] = 0
+    if not (omit or has_nd):
+        if s == 1 and (T is float or T is double):
+            if T is float:
+                if Dir is MaxTag:
+                    fp_lanes_max_f32(p, m // LANES, la, nans)
+                else:
+                    fp_lanes_min_f32(p, m // LANES, la, nans)
+            elif T is double:
+                if Dir is MaxTag:
+                    fp_lanes_max_f64(p, m // LANES, la, nans)
+                else:
+                    fp_lanes_min_f64(p, m // LANES, la, nans)
+        elif s == 1:
+            for i in range(m // LANES):
+                q = p + i * LANES
+                for j in range(LANES):
+                    la[j] = larger(la[j], q[j], tag)
+        else:
+            for i in range(m // LANES):
+                q = p + i * LANES * s
+                for j in range(LANES):
+                    la[j] = larger(la[j], q[j * s], tag)
+                    if T is float or T is double:
+                        nans[j] += q[j * s] != q[j * s]
+        for i in range(m, n):
+            v = p[i * s]
+            la[i - m] = larger(la[i - m], v, tag)
+            if T is float or T is double:
+                nans[i - m] += v != v
+        ca[0] = n
+    else:
+        for i in range(n):
+            v = p[i * s]
+            ok = not missing(v, omit, has_nd, nd)
+            j = i % LANES
+            la[j] = select(ok, larger(la[j], v, tag), la[j])
+            if T is float or T is double:
+                nans[j] += ok and v != v
+            ca[j] += ok
+    a = la[0]
+    c = ca[0]
+    for j in range(LANES):
+        a = larger(a, la[j], tag)
+        c += ca[j] if j else 0
+        nan_count += nans[j]
+    if T is float or T is double:
+        if nan_count:
+            a = <T>NAN
+    count[0] = c
+    if c == 0:
+        if T is float or T is double:
+            val[0] = nd if has_nd else <T>NAN
+        else:
+            val[0] = nd
+        return
+    val[0] = a
+
+
+cdef Py_ssize_t first_of(const T* p, Py_ssize_t n, int64_t s, T a, bint omit,
+                         bint has_nd, T nd) noexcept nogil:
+    """Index of the first valid ``p[i * s]`` equal to ``a`` (NaN matches NaN)."""
+    cdef Py_ssize_t i, c, m = n - n % 64
+    cdef int hits
+    cdef T v
+    cdef bint nan_a = a != a
+    if s == 1 and not (omit or has_nd):
+        # Chunks of 64 tested without an early exit (a vector loop); the hit is
+        # then looked for in its chunk only.
+        for c in range(0, m, 64):
+            hits = 0
+            for i in range(c, c + 64):
+                hits += (p[i] == a) | (nan_a & (p[i] != p[i]))
+            if hits:
+                break
+        else:
+            c = m
+    else:
+        c = 0
+    for i in range(c, n):
+        v = p[i * s]
+        if missing(v, omit, has_nd, nd):
+            continue
+        if v == a or (nan_a and v != v):
+            return i
+    return 0
+
+
+def global_sums(const T[:] dtype_tag, cnp.ndarray x, double[:, ::1] fsum,
+                int64_t[:, ::1] isum, int64_t[:, ::1] count, bint omit, object nodata,
+                int nthreads):
+    """Per-block sums and valid counts of the rows of ``x`` (nitems, n), any strides,
+    into ``fsum`` (float input) or ``isum`` (integer input) and ``count``, each
+    (nitems, nblocks); the other sum array is left alone."""
+    cdef Py_ssize_t nitems = x.shape[0], n = x.shape[1]
+    cdef Py_ssize_t nblocks = count.shape[1], t, b, k, total = nitems * nblocks
+    cdef int64_t sb = x.strides[0] // x.itemsize, s = x.strides[1] // x.itemsize
+    cdef const T* base = <const T*>cnp.PyArray_DATA(x)
+    cdef T nd = nodata if nodata is not None else 0
+    cdef bint has_nd = nodata is not None
+    cdef double* fp = &fsum[0, 0]
+    cdef int64_t* ip = &isum[0, 0]
+    cdef int64_t* cp = &count[0, 0]
+    if total == 0:
+        return
+    with nogil:
+        for t in prange(total, schedule="dynamic", chunksize=1, num_threads=nthreads):
+            b = t // nblocks
+            k = t - b * nblocks
+            block_sum(base + b * sb + k * BLOCK * s, min(<Py_ssize_t>BLOCK, n - k * BLOCK),
+                      s, omit, has_nd, nd,
+                      fp + t, ip + t, cp + t)
+
+
+def global_extremum(const T[:] dtype_tag, bint is_min, cnp.ndarray x, T[:, ::1] val,
+                    int64_t[:, ::1] count, bint omit, object nodata, int nthreads):
+    """Per-block extrema and valid counts of the rows of ``x`` (nitems, n), any
+    strides, each (nitems, nblocks)."""
+    cdef Py_ssize_t nitems = x.shape[0], n = x.shape[1]
+    cdef Py_ssize_t nblocks = count.shape[1], t, b, k, total = nitems * nblocks
+    cdef int64_t sb = x.strides[0] // x.itemsize, s = x.strides[1] // x.itemsize
+    cdef const T* base = <const T*>cnp.PyArray_DATA(x)
+    cdef T nd = nodata if nodata is not None else 0
+    cdef bint has_nd = nodata is not None
+    cdef T* vp = &val[0, 0]
+    cdef int64_t* cp = &count[0, 0]
+    cdef MaxTag mx
+    cdef MinTag mn
+    if total == 0:
+        return
+    with nogil:
+        for t in prange(total, schedule="dynamic", chunksize=1, num_threads=nthreads):
+            b = t // nblocks
+            k = t - b * nblocks
+            if is_min:
+                block_extremum(base + b * sb + k * BLOCK * s,
+                               min(<Py_ssize_t>BLOCK, n - k * BLOCK), s, omit, has_nd, nd,
+                               vp + t, cp + t, mn)
+            else:
+                block_extremum(base + b * sb + k * BLOCK * s,
+                               min(<Py_ssize_t>BLOCK, n - k * BLOCK), s, omit, has_nd, nd,
+                               vp + t, cp + t, mx)
+
+
+def global_first_index(const T[:] dtype_tag, cnp.ndarray x, const int64_t[::1] block,
+                       const T[::1] value, int64_t[::1] index, bint omit, object nodata,
+                       int nthreads):
+    """For every row of ``x`` (nitems, n): the index of the first valid element
+    equal to ``value`` in the row's block ``block`` (rows with block < 0 skipped)."""
+    cdef Py_ssize_t nitems = x.shape[0], n = x.shape[1], b, k
+    cdef int64_t sb = x.strides[0] // x.itemsize, s = x.strides[1] // x.itemsize
+    cdef const T* base = <const T*>cnp.PyArray_DATA(x)
+    cdef T nd = nodata if nodata is not None else 0
+    cdef bint has_nd = nodata is not None
+    if nitems == 0:
+        return
+    with nogil:
+        for b in prange(nitems, schedule="dynamic", chunksize=1, num_threads=nthreads):
+            k = block[b]
+            if k < 0:
+                continue
+            index[b] = k * BLOCK + first_of(base + b * sb + k * BLOCK * s,
+                                            min(<Py_ssize_t>BLOCK, n - k * BLOCK), s,
+                                            value[b], omit, has_nd, nd)
