@@ -15,6 +15,7 @@ from numpy.lib.stride_tricks import as_strided
 from . import _order, _pool, _weighted
 from . import _support as S
 from ._docstrings import fill
+from ._kernels import sums as _sums
 from ._kernels import whole as _whole
 from ._geometry import GivenGeometry, adaptive_windows, fractional_starts, given_windows
 
@@ -655,6 +656,85 @@ def _level_count(shape, axes, factors):
     return levels
 
 
+def _sums_dtype(x, window):
+    """The narrowest float that holds every window sum of ``x`` exactly (floats:
+    float64), or None."""
+    if x.dtype.kind == "f":
+        return np.dtype(np.float64)
+    info = np.iinfo(np.uint8 if x.dtype == np.bool_ else x.dtype)
+    largest = max(-int(info.min), int(info.max)) * window
+    if largest < 2 ** 24:
+        return np.dtype(np.float32)
+    if largest < 2 ** 53:
+        return np.dtype(np.float64)
+    return None
+
+
+def _sums_chain_ok(x, scales, axes, kwargs):
+    """Whether the levels of a mean or sum can be pooled from exact level sums:
+    every window counted in full (no missing values) and its sum exact."""
+    if set(kwargs) - {"nan_policy", "workers"} or not scales:
+        return False
+    if kwargs.get("nan_policy", "propagate") == "omit":
+        return False
+    window = math.prod(scales[-1][a] for a in axes)
+    return _sums_dtype(x, window) is not None
+
+
+def _window_counts(shape, axes, side, ndim):
+    """Per level axis: how many input elements each ceil-mode window covers."""
+    counts = []
+    for a in range(ndim):
+        if a in axes:
+            k = side[a]
+            starts = np.arange(-(-shape[a] // k), dtype=np.int64) * k
+            counts.append(np.minimum(k, shape[a] - starts).astype(np.float64))
+        else:
+            counts.append(np.ones(shape[a]))
+    return counts
+
+
+def _power_of_two_inverse(counts):
+    """``1 / counts`` where a count is a power of two (exact), else 0."""
+    mantissa, _ = np.frexp(counts)
+    return np.where(mantissa == 0.5, 1.0 / counts, 0.0)
+
+
+def _pyramid_of_sums(method, x, in_dtype, factors, axes, scales, kwargs):
+    """Mean or sum levels from exact window sums, each level's sums pooled from
+    the last: the input is read once, and each level is rounded once."""
+    workers = kwargs.get("workers")
+    window = math.prod(scales[-1][a] for a in axes)
+    sums_dtype = _sums_dtype(x, window)
+    natural = np.dtype(np.float32) if in_dtype == np.float16 else in_dtype
+    if method == "sum" and natural.kind != "f":
+        natural = np.dtype(np.uint64 if natural.kind == "u" else np.int64)
+    kernel_dtype = np.dtype(np.uint8) if natural == np.bool_ else natural
+    tag = np.empty(0, dtype=kernel_dtype)
+    levels, sums = [], x
+    for k, side in enumerate(scales):
+        sums = _pool.sum_pool(sums, factors, ceil_mode=True, axes=axes,
+                              output=sums_dtype, workers=workers,
+                              nan_policy=kwargs.get("nan_policy", "propagate") if k == 0
+                              else "propagate")
+        if method == "sum":
+            levels.append(sums.astype(natural))
+            continue
+        counts = _window_counts(x.shape, axes, side, x.ndim)
+        row_count = np.ones(1)
+        for c in counts[:-1]:
+            row_count = np.multiply.outer(row_count, c).ravel()
+        level = np.empty(sums.shape, dtype=natural)
+        _sums.means_of_sums(tag, sums.reshape(-1, sums.shape[-1]),
+                            level.view(kernel_dtype), row_count, counts[-1],
+                            _power_of_two_inverse(row_count),
+                            (None if not _power_of_two_inverse(counts[-1]).all()
+                             else _power_of_two_inverse(counts[-1])),
+                            S.threads_for(sums.size * 4, workers))
+        levels.append(level)
+    return levels
+
+
 @fill
 def pyramid(input, levels=None, factor=2, method="avg", *, axes=None, **method_kwargs):
     """Mipmaps: the input pooled by ``factor``, ``factor**2``, ... (levels 1, 2, ...).
@@ -689,9 +769,13 @@ def pyramid(input, levels=None, factor=2, method="avg", *, axes=None, **method_k
 
     Notes
     -----
-    ``'max'`` and ``'min'`` read the input once (each level is pooled from the
-    one before, which is exact); the other methods pool the input once per level,
-    so every level is bitwise the direct pooling.
+    ``'max'``, ``'min'``, ``'avg'`` and ``'sum'`` read the input once: each
+    level's extrema, or exact window sums (float32 while that is exact, float64
+    otherwise), are pooled from the level before, and a mean is rounded once from
+    its exact sum.  Integer levels therefore equal the direct pooling bitwise;
+    float sums equal it to float64 rounding (they are associated by level).
+    Means under ``nan_policy='omit'`` or ``nodata``, sums of 64-bit integers
+    and the other methods pool the input once per level.
 
     Examples
     --------
@@ -737,10 +821,11 @@ def pyramid(input, levels=None, factor=2, method="avg", *, axes=None, **method_k
             level = function(level, size=factors, ceil_mode=True, axes=user_axes,
                              **method_kwargs)
             out.append(level)
+    elif method in ("avg", "sum") and _sums_chain_ok(x, scales, user_axes, method_kwargs):
+        out = _pyramid_of_sums(method, x, in_dtype, factors, user_axes, scales,
+                               method_kwargs)
     else:
-        # Every level from the input: exact sums rounded once.  (Keeping exact
-        # level-1 sums to pool on from cost 3x more than this on uint8 images:
-        # the wide sums and their rounding outweigh reading the input again.)
+        # Every level from the input (its windows cannot be pooled from a level).
         for k in range(1, levels + 1):
             side = tuple(f ** k for f in factors)
             out.append(function(x, size=side, ceil_mode=True, axes=user_axes,

@@ -396,6 +396,47 @@ static inline ptrdiff_t fp_mean2x2_f32(const float* q0, const float* q1, float* 
     }
     return i;
 }
+/* Window sums of 2 (or 4) rows of 2 adjacent uint8 (2x2, 2x2x2 windows) into
+   float32 o[0, n): pmaddubsw pairs, int16 row sums (at most 2040), converted
+   exactly; returns how many it wrote (a multiple of 16). */
+static inline ptrdiff_t fp_sum2x2_u8_f32(const unsigned char* const* rows, int nr,
+                                         float* o, ptrdiff_t n) {
+    const __m256i ones8 = _mm256_set1_epi8(1);
+    ptrdiff_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256i s = _mm256_maddubs_epi16(
+            _mm256_loadu_si256((const __m256i*)(rows[0] + 2 * i)), ones8);
+        for (int r = 1; r < nr; r++)
+            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(
+                _mm256_loadu_si256((const __m256i*)(rows[r] + 2 * i)), ones8));
+        _mm256_storeu_ps(o + i, _mm256_cvtepi32_ps(
+            _mm256_cvtepi16_epi32(_mm256_castsi256_si128(s))));
+        _mm256_storeu_ps(o + i + 8, _mm256_cvtepi32_ps(
+            _mm256_cvtepi16_epi32(_mm256_extracti128_si256(s, 1))));
+    }
+    return i;
+}
+
+/* Window sums of 2 (or 4) rows of 2 adjacent float32 into float32 o[0, n),
+   in double and associated as the portable loop does ((a + b) + (c + d) per
+   2x2, and the two 2x2 halves of a 2x2x2 added last), rounded once. */
+static inline ptrdiff_t fp_sum2x2_f32(const float* const* rows, int nr, float* o,
+                                      ptrdiff_t n) {
+    ptrdiff_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        __m256d p[4];
+        for (int r = 0; r < nr; r++) {
+            __m256 a = _mm256_loadu_ps(rows[r] + 2 * i);
+            p[r] = _mm256_hadd_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(a)),
+                                  _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)));
+        }
+        __m256d m = _mm256_add_pd(p[0], p[1]);
+        if (nr == 4)
+            m = _mm256_add_pd(m, _mm256_add_pd(p[2], p[3]));
+        _mm_storeu_ps(o + i, _mm256_cvtpd_ps(_mm256_permute4x64_pd(m, 0xD8)));
+    }
+    return i;
+}
 /* fp_median3x3_f32_avx512 where the CPU has AVX-512, else nothing (returns 0). */
 static inline ptrdiff_t fp_median3x3_f32(const float* q0, const float* q1, const float* q2,
                                          float* o, ptrdiff_t n, int* any_nan) {
@@ -415,6 +456,16 @@ static inline ptrdiff_t fp_mean2x2_f32(const float* q0, const float* q1, float* 
 static inline ptrdiff_t fp_mean2x2_u8(const unsigned char* q0, const unsigned char* q1,
                                       unsigned char* o, ptrdiff_t n) {
     (void)q0; (void)q1; (void)o; (void)n;
+    return 0;
+}
+static inline ptrdiff_t fp_sum2x2_u8_f32(const unsigned char* const* rows, int nr,
+                                         float* o, ptrdiff_t n) {
+    (void)rows; (void)nr; (void)o; (void)n;
+    return 0;
+}
+static inline ptrdiff_t fp_sum2x2_f32(const float* const* rows, int nr, float* o,
+                                      ptrdiff_t n) {
+    (void)rows; (void)nr; (void)o; (void)n;
     return 0;
 }
 #endif

@@ -8,7 +8,7 @@ even and saturated for integer outputs.
 
 from cython.parallel cimport parallel, prange, threadid
 from libc.stdlib cimport free
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.math cimport NAN
 
 cimport numpy as cnp
@@ -25,6 +25,10 @@ cdef extern from "_fastpool.h":
                              Py_ssize_t n) noexcept nogil
     Py_ssize_t fp_mean2x2_f32(const float* q0, const float* q1, float* o,
                               Py_ssize_t n) noexcept nogil
+    Py_ssize_t fp_sum2x2_u8_f32(const uint8_t** rows, int nr, float* o,
+                                Py_ssize_t n) noexcept nogil
+    Py_ssize_t fp_sum2x2_f32(const float** rows, int nr, float* o,
+                             Py_ssize_t n) noexcept nogil
 
 # What the output array holds.
 cpdef enum OutCode:
@@ -213,6 +217,43 @@ cdef bint means_direct(const Geom* g, const T* r0, const T* r1, const T* r2,
     return True
 
 
+cdef bint sums_direct(const Geom* g, const T* r0, const T* r1, const T* r2,
+                      const T* r3, int nr, float* ot, Py_ssize_t c0,
+                      Py_ssize_t c1) noexcept nogil:
+    """Interior float32 sums ``[c0, c1)`` of 2x2 (``nr`` 2) or 2x2x2 (``nr`` 4)
+    windows of uint8 or float32 rows, written in one pass (a pyramid's level sums).
+
+    False where the window is not of that shape; the accumulator path then runs.
+    Associated as :func:`rows_direct` and converted as :func:`store_row`, so both
+    paths agree bitwise.
+    """
+    cdef Py_ssize_t i = 0, n = c1 - c0
+    cdef int64_t off = (c0 * g.s - g.p) * g.sc
+    cdef const T* q[4]
+    cdef float* o = ot + c0
+    cdef double a
+    if not (T is uint8_t or T is float):
+        return False
+    if not (g.k == 2 and g.dil * g.sc == 1 and g.s * g.sc == 2) or (nr != 2 and nr != 4):
+        return False
+    q[0] = r0 + off
+    q[1] = r1 + off
+    q[2] = r2 + off
+    q[3] = r3 + off
+    if T is uint8_t:
+        i = fp_sum2x2_u8_f32(<const uint8_t**>q, nr, o, n)
+    else:
+        i = fp_sum2x2_f32(<const float**>q, nr, o, n)
+    for i in range(i, n):
+        a = (<double>q[0][2 * i] + <double>q[0][2 * i + 1]) + (
+            <double>q[1][2 * i] + <double>q[1][2 * i + 1])
+        if nr == 4:
+            a = a + ((<double>q[2][2 * i] + <double>q[2][2 * i + 1]) + (
+                <double>q[3][2 * i] + <double>q[3][2 * i + 1]))
+        o[i] = <float>a
+    return True
+
+
 cdef inline void store_one(char* op, Py_ssize_t w, int64_t os, int code, Acc s,
                            int64_t n, int64_t divisor, bint average, bint fp_round,
                            bint has_nd, T nd) noexcept nogil:
@@ -300,6 +341,21 @@ cdef void store_row(const Geom* g, char* op, int64_t os, int code, const Acc* ac
                     ot[w] = <T>round_half_even(<double>acc[w] / fden)
             else:
                 lo = hi = 0
+    if (not interior_done and not dynamic and not average and os == 1
+            and Acc is not fp_i128):
+        # Plain sums (the levels of a pyramid): a conversion per element.
+        lo, hi = g.lo, g.hi
+        if code == OUT_FLOAT32:
+            for w in range(lo, hi):
+                (<float*>op)[w] = <float><double>acc[w]
+        elif code == OUT_FLOAT64:
+            for w in range(lo, hi):
+                (<double*>op)[w] = <double>acc[w]
+        elif code == OUT_SAME and (T is float or T is double):
+            for w in range(lo, hi):
+                ot[w] = <T><double>acc[w]
+        else:
+            lo = hi = 0
     for w in range(lo):
         store_one(op, w, os, code, acc[w], cnt[w] if dynamic else nrows * colcount[w],
                   divisor, average, fp_round, has_nd, nd)
@@ -329,7 +385,7 @@ cdef int engine(const Geom* g, const T* x, char* out, int code, bint average,
     cdef char* op
     cdef const T** batch
     cdef Py_ssize_t nb, ndata, c0, c1, blk = block_len(g, sizeof(T))
-    cdef bint done, fused, pre_clear
+    cdef bint done, fused, fused_sums, pre_clear
     cdef RowScratch sc
     cdef Py_ssize_t per_thread = scratch_size(g, sizeof(Acc))
     cdef char* scratch = <char*>aligned_alloc(64, per_thread * nthreads)
@@ -390,6 +446,11 @@ cdef int engine(const Geom* g, const T* x, char* out, int code, bint average,
             # A plain average of at most four rows is written in one pass.
             fused = (ndata == nrows and nrows <= 4 and average and divisor == 0
                      and code == OUT_SAME and g.out_stride[g.d] == 1)
+            # So are the float32 sums of 2x2(x2) windows of uint8 or float32.
+            fused_sums = (ndata == nrows and not average and not dynamic
+                          and g.out_stride[g.d] == 1
+                          and ((T is uint8_t and code == OUT_FLOAT32)
+                               or (T is float and code == OUT_SAME)))
             done = False
             # Interior, block by block with the next block prefetched; rows are
             # added four at a time, in row order, so the float rounding does not
@@ -406,6 +467,10 @@ cdef int engine(const Geom* g, const T* x, char* out, int code, bint average,
                         done = means_direct(g, batch[0], batch[1], batch[2], batch[3],
                                             nb, <T*>op, c0, c1, acc)
                         fused = done
+                    elif fused_sums:
+                        done = sums_direct(g, batch[0], batch[1], batch[2], batch[3],
+                                           nb, <float*>op, c0, c1)
+                        fused_sums = done
                     if not done and r == 0 and not pre_clear:
                         for w in range(c0, c1):
                             acc[w] = 0
@@ -461,3 +526,53 @@ def sums(const T[:] dtype_tag, cnp.ndarray x, cnp.ndarray out, int code, bint av
                         fp_round, nthreads, <int64_t*>NULL)
     if rc:
         raise MemoryError("fastpool: no memory for the per-thread row buffers")
+
+
+ctypedef fused Sums:
+    float
+    double
+
+
+def means_of_sums(const T[:] dtype_tag, const Sums[:, ::1] sums, cnp.ndarray out,
+                  const double[::1] row_count, const double[::1] col_count,
+                  const double[::1] row_scale, const double[::1] col_scale,
+                  int nthreads):
+    """``out[r, c] = sums[r, c] / (row_count[r] * col_count[c])``, rounded half to
+    even for integer ``out`` (the dtype of ``dtype_tag``; C-contiguous, the shape of
+    ``sums``).  The sums are exact integers or float sums; the counts are exact.
+
+    ``row_scale[r]``, where not 0, and ``col_scale`` (or None) are the counts'
+    inverses when those are powers of two: a multiply by them is then exact and
+    replaces the division.
+    """
+    cdef Py_ssize_t rows = sums.shape[0], W = sums.shape[1], r, c
+    cdef T* op = <T*>cnp.PyArray_DATA(out)
+    cdef T* o
+    cdef const Sums* sp
+    cdef double dr, sr
+    cdef bint cols_scale = col_scale is not None
+    if rows == 0 or W == 0:
+        return
+    with nogil:
+        for r in prange(rows, schedule="static", num_threads=nthreads):
+            o = op + r * W
+            sp = &sums[r, 0]
+            dr = row_count[r]
+            sr = row_scale[r]
+            if cols_scale and sr != 0:
+                for c in range(W):
+                    o[c] = to_mean(<double>sp[c] * sr * col_scale[c], o)
+            else:
+                for c in range(W):
+                    o[c] = to_mean((<double>sp[c]) / (dr * col_count[c]), o)
+
+
+cdef inline T to_mean(double q, T* kind) noexcept nogil:
+    """A mean as ``T``: rounded half to even for integers (a mean of ``T`` values
+    is in range), through int32 where that holds every value, which vectorises."""
+    if T is float or T is double:
+        return <T>q
+    elif T is uint8_t or T is int8_t or T is uint16_t or T is int16_t or T is int32_t:
+        return <T><int32_t>round_half_even(q)
+    else:
+        return <T>round_half_even(q)
