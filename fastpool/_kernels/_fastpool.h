@@ -515,4 +515,22 @@ FP_LANE_EXTREMUM(float, min_f32, fp_v8f, fp_v8i, <)
 FP_LANE_EXTREMUM(double, max_f64, fp_v8d, fp_v8l, >)
 FP_LANE_EXTREMUM(double, min_f64, fp_v8d, fp_v8l, <)
 
+/* Means of exact float32 window sums s[0, n) whose counts are powers of two:
+   s * scale (exact: the sums are integers below 2**24, scale a power of two),
+   rounded half to even by adding and subtracting 1.5 * 2**23 (exact for
+   |q| < 2**22), stored as an integer type.  All in float32: eight lanes a step. */
+#define FP_MEANS_F32(T, S)                                                          \
+static inline void fp_means_f32_##S(const float* s, T* o, ptrdiff_t n,             \
+                                    float row_scale, const float* col_scale) {     \
+    const float magic = 12582912.0f;                                               \
+    for (ptrdiff_t i = 0; i < n; i++) {                                            \
+        float q = s[i] * (row_scale * col_scale[i]);                               \
+        o[i] = (T)(int)((q + magic) - magic);                                      \
+    }                                                                              \
+}
+FP_MEANS_F32(unsigned char, u8)
+FP_MEANS_F32(signed char, i8)
+FP_MEANS_F32(unsigned short, u16)
+FP_MEANS_F32(short, i16)
+
 #endif

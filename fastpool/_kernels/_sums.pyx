@@ -29,6 +29,14 @@ cdef extern from "_fastpool.h":
                                 Py_ssize_t n) noexcept nogil
     Py_ssize_t fp_sum2x2_f32(const float** rows, int nr, float* o,
                              Py_ssize_t n) noexcept nogil
+    void fp_means_f32_u8(const float* s, uint8_t* o, Py_ssize_t n, float row_scale,
+                         const float* col_scale) noexcept nogil
+    void fp_means_f32_i8(const float* s, int8_t* o, Py_ssize_t n, float row_scale,
+                         const float* col_scale) noexcept nogil
+    void fp_means_f32_u16(const float* s, uint16_t* o, Py_ssize_t n, float row_scale,
+                          const float* col_scale) noexcept nogil
+    void fp_means_f32_i16(const float* s, int16_t* o, Py_ssize_t n, float row_scale,
+                          const float* col_scale) noexcept nogil
 
 # What the output array holds.
 cpdef enum OutCode:
@@ -535,22 +543,23 @@ ctypedef fused Sums:
 
 def means_of_sums(const T[:] dtype_tag, const Sums[:, ::1] sums, cnp.ndarray out,
                   const double[::1] row_count, const double[::1] col_count,
-                  const double[::1] row_scale, const double[::1] col_scale,
+                  const double[::1] row_scale, const float[::1] col_scale,
                   int nthreads):
     """``out[r, c] = sums[r, c] / (row_count[r] * col_count[c])``, rounded half to
     even for integer ``out`` (the dtype of ``dtype_tag``; C-contiguous, the shape of
     ``sums``).  The sums are exact integers or float sums; the counts are exact.
 
     ``row_scale[r]``, where not 0, and ``col_scale`` (or None) are the counts'
-    inverses when those are powers of two: a multiply by them is then exact and
-    replaces the division.
+    inverses when those are powers of two: for float32 sums into integers of up to
+    16 bits a float32 multiply by them is exact and replaces the division.
     """
     cdef Py_ssize_t rows = sums.shape[0], W = sums.shape[1], r, c
     cdef T* op = <T*>cnp.PyArray_DATA(out)
     cdef T* o
     cdef const Sums* sp
-    cdef double dr, sr
-    cdef bint cols_scale = col_scale is not None
+    cdef double dr
+    cdef float sr
+    cdef const float* cs = &col_scale[0] if col_scale is not None else NULL
     if rows == 0 or W == 0:
         return
     with nogil:
@@ -558,13 +567,22 @@ def means_of_sums(const T[:] dtype_tag, const Sums[:, ::1] sums, cnp.ndarray out
             o = op + r * W
             sp = &sums[r, 0]
             dr = row_count[r]
-            sr = row_scale[r]
-            if cols_scale and sr != 0:
-                for c in range(W):
-                    o[c] = to_mean(<double>sp[c] * sr * col_scale[c], o)
-            else:
-                for c in range(W):
-                    o[c] = to_mean((<double>sp[c]) / (dr * col_count[c]), o)
+            sr = <float>row_scale[r]
+            if Sums is float and cs != NULL and sr != 0:
+                if T is uint8_t:
+                    fp_means_f32_u8(sp, o, W, sr, cs)
+                    continue
+                elif T is int8_t:
+                    fp_means_f32_i8(sp, o, W, sr, cs)
+                    continue
+                elif T is uint16_t:
+                    fp_means_f32_u16(sp, o, W, sr, cs)
+                    continue
+                elif T is int16_t:
+                    fp_means_f32_i16(sp, o, W, sr, cs)
+                    continue
+            for c in range(W):
+                o[c] = to_mean((<double>sp[c]) / (dr * col_count[c]), o)
 
 
 cdef inline T to_mean(double q, T* kind) noexcept nogil:
