@@ -1167,6 +1167,47 @@ def test_pyramid_levels_equal_direct_pooling(method, dtype):
             assert len(pyr.scales[k - 1]) == x.ndim
 
 
+@pytest.mark.parametrize("slab_bytes", [1, 200, 5000])
+@pytest.mark.parametrize("dtype", ["uint8", "int16", "float32", "bool"])
+def test_pyramid_of_sums_in_slabs_equals_direct_pooling(monkeypatch, slab_bytes, dtype):
+    """Means and sums go slab by slab along axis 0; with small slabs every cut
+    (levels inside a slab, levels past it, a short last slab, axis 0 not pooled)
+    must give the direct pooling."""
+    import fastpool._beyond
+    monkeypatch.setattr(fastpool._beyond, "_SLAB_BYTES", slab_bytes)
+    rng = np.random.default_rng(slab_bytes)
+    for shape, factor, axes in [((53, 37), 2, None), ((29, 6, 9), (3, 2, 1), None),
+                                ((7, 20, 18), 2, (1, 2)), ((40, 3, 10), 2, (0, 2)),
+                                ((33,), 2, None)]:
+        x = random_array(rng, shape, dtype)
+        factors = pyramid_factors(x.ndim, factor, axes)
+        for method in ("avg", "sum"):
+            pyr = fastpool.pyramid(x, factor=factor, method=method, axes=axes)
+            assert len(pyr) == pyramid_level_count(shape, factors)
+            for k, level in enumerate(pyr, start=1):
+                direct = _direct_level(method, x, factors, k, axes)
+                assert level.dtype == direct.dtype
+                if level.dtype.kind == "f":
+                    np.testing.assert_allclose(level, direct, rtol=1e-6,
+                                               atol=1e-6 * float(np.abs(direct).max()))
+                else:
+                    np.testing.assert_array_equal(level, direct, err_msg=f"level {k}")
+
+
+def test_pyramid_and_fractional_bitwise_identical_for_every_workers():
+    rng = np.random.default_rng(5)
+    img = rng.integers(0, 256, (300, 257), dtype=np.uint8)
+    vol = rng.standard_normal((40, 33, 35)).astype(np.float32)
+    calls = [lambda w, m=m, a=a: fastpool.pyramid(a, method=m, workers=w)
+             for m in ("avg", "sum", "max", "median") for a in (img, vol)]
+    calls.append(lambda w: [fastpool.fractional_max_pool(
+        vol, output_ratio=0.6, seed=4, return_indices=True, axes=(1, 2), workers=w)[1]])
+    for call in calls:
+        base = b"".join(level.tobytes() for level in call(1))
+        for w in (2, 3, -1):
+            assert b"".join(level.tobytes() for level in call(w)) == base
+
+
 @pytest.mark.parametrize("dtype", ["uint8", "int16", "float64", "bool"])
 def test_pyramid_matches_reference(dtype):
     """The first levels of a small pyramid against the sliding reference (independent

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import fastpool
+import fastpool._beyond
 import fastpool._kernels
 import fastpool._order
 import fastpool._pool
@@ -21,7 +22,9 @@ def _use(monkeypatch, variant):
     for owner, attr, name in ((fastpool._pool, "_extremum", "_extremum"),
                               (fastpool._pool, "_sums", "_sums"),
                               (fastpool._order, "_order", "_order"),
-                              (fastpool._weighted, "_weighted", "_weighted")):
+                              (fastpool._weighted, "_weighted", "_weighted"),
+                              (fastpool._beyond, "_whole", "_global"),
+                              (fastpool._beyond, "_sums", "_sums")):
         monkeypatch.setattr(owner, attr,
                             importlib.import_module(f"fastpool._kernels.{name}{suffix}"))
 
@@ -89,6 +92,37 @@ def test_avx2_equals_baseline_bitwise(monkeypatch, method, dtype):
             a, b = results["baseline"], results["avx2"]
             assert a.dtype == b.dtype
             assert a.tobytes() == b.tobytes(), (shape, kw)
+
+
+@avx2
+@pytest.mark.parametrize("dtype", ["uint8", "int16", "float32", "float64"])
+def test_global_and_pyramid_avx2_equal_baseline_bitwise(monkeypatch, dtype):
+    """The whole-run kernels (lanes of sums and extrema), the float32 2x2(x2)
+    sums and the means of a pyramid of sums."""
+    rng = np.random.default_rng(11)
+    if np.dtype(dtype).kind == "f":
+        x = rng.standard_normal((3, 150, 221)).astype(dtype) * 100
+        x[rng.random(x.shape) < 0.001] = np.nan
+    else:
+        x = rng.integers(-100 if dtype == "int16" else 0, 256, (3, 150, 221)).astype(dtype)
+    calls = [lambda m=m, kw=kw: fastpool.global_pool(x, m, axes=(1, 2), **kw)
+             for m in ("avg", "sum", "max", "min")
+             for kw in ({}, {"nan_policy": "omit"})]
+    calls += [lambda m=m: fastpool.global_pool(x, m, axes=(1, 2), return_indices=True)
+              for m in ("max", "min")]
+    clean = np.nan_to_num(x) if x.dtype.kind == "f" else x
+    calls += [lambda m=m, a=a: fastpool.pyramid(a, method=m)
+              for m in ("avg", "sum") for a in (clean[0], clean[:, :64, :70])]
+    calls += [lambda: fastpool.sum_pool(clean, 2, output=np.float32),
+              lambda: fastpool.sum_pool(clean, 2, axes=(1, 2), output=np.float32)]
+    for call in calls:
+        results = {}
+        for variant in ("baseline", "avx2"):
+            _use(monkeypatch, variant)
+            out = call()
+            out = out if isinstance(out, (list, tuple)) else [out]
+            results[variant] = b"".join(np.asarray(o).tobytes() for o in out)
+        assert results["baseline"] == results["avx2"]
 
 
 @avx2
