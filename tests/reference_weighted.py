@@ -178,7 +178,7 @@ def prepare_missing(x, nan_policy, nodata):
 def cval_sample_value(x, cval):
     """What a cval sample holds: float input: ``float(cval)`` (tests pick cvals the
     input's dtype represents exactly); integer and bool input: cval rounded half to
-    even and saturated to the dtype (docs/semantics.md section 10)."""
+    even and saturated to the dtype (docs/semantics.md section 11)."""
     if x.dtype.kind == "f":
         return float(cval)
     return _cval_in_dtype(cval, x.dtype)
