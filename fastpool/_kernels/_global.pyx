@@ -2,9 +2,12 @@
 (with the first index) of every batch item's pooled elements.
 
 Each item's run is cut into blocks of BLOCK elements whatever the thread count, and
-every block is reduced on its own (eight interleaved lanes, merged in a fixed
-order), so one item keeps every thread busy and the result does not depend on
-how many there are.  The caller merges the per-block partials in block order.
+every block is reduced on its own (interleaved lanes, merged in a fixed order), so
+one item keeps every thread busy and the result does not depend on how many there
+are.  The caller merges the per-block partials in block order.  Blocks are dealt
+out statically: each thread then streams one contiguous stretch of memory (dynamic
+chunks interleaved the threads block by block and scaled 1.3x on 2 cores, static
+1.9x).
 """
 
 from cython.parallel cimport prange
@@ -250,7 +253,7 @@ def global_sums(const T[:] dtype_tag, cnp.ndarray x, double[:, ::1] fsum,
     if total == 0:
         return
     with nogil:
-        for t in prange(total, schedule="dynamic", chunksize=1, num_threads=nthreads):
+        for t in prange(total, schedule="static", num_threads=nthreads):
             b = t // nblocks
             k = t - b * nblocks
             block_sum(base + b * sb + k * BLOCK * s, min(<Py_ssize_t>BLOCK, n - k * BLOCK),
@@ -275,7 +278,7 @@ def global_extremum(const T[:] dtype_tag, bint is_min, cnp.ndarray x, T[:, ::1] 
     if total == 0:
         return
     with nogil:
-        for t in prange(total, schedule="dynamic", chunksize=1, num_threads=nthreads):
+        for t in prange(total, schedule="static", num_threads=nthreads):
             b = t // nblocks
             k = t - b * nblocks
             if is_min:
