@@ -734,20 +734,26 @@ def _pyramid_of_sums(method, x, in_dtype, factors, axes, scales, kwargs):
     levels = [np.empty(shape, dtype=natural) for shape in shapes]
     counts = [_window_counts(x.shape, axes, side, x.ndim) for side in scales]
 
+    divisors = {}
+
     def emit(k, sums, lo, hi):
         out = levels[k][lo:hi]
         if method == "sum":
             np.copyto(out, sums, casting="unsafe")
             return
-        row_count = counts[k][0][lo:hi]
-        for c in counts[k][1:-1]:
-            row_count = np.multiply.outer(row_count, c).ravel()
-        if x.ndim == 1:
-            row_count = np.ones(1)
-        col = counts[k][-1][lo:hi] if x.ndim == 1 else counts[k][-1]
+        # Slabs of equal length but the last see the same counts.
+        key = (k, hi - lo, hi == shapes[k][0])
+        if key not in divisors:
+            row_count = counts[k][0][lo:hi]
+            for c in counts[k][1:-1]:
+                row_count = np.multiply.outer(row_count, c).ravel()
+            if x.ndim == 1:
+                row_count = np.ones(1)
+            col = counts[k][-1][lo:hi] if x.ndim == 1 else counts[k][-1]
+            divisors[key] = (row_count, col, _power_of_two_inverse(row_count),
+                             _column_scale(col))
         _sums.means_of_sums(tag, sums.reshape(-1, sums.shape[-1]),
-                            out.view(kernel_dtype), row_count, col,
-                            _power_of_two_inverse(row_count), _column_scale(col),
+                            out.view(kernel_dtype), *divisors[key],
                             S.threads_for(sums.size * 4, workers))
 
     f0 = dict(zip(axes, factors)).get(0, 1)
