@@ -49,40 +49,12 @@ def _no_sliding(kwargs, caller, also=()):
                             f"own arguments); got {name}={kwargs[name]!r}")
 
 
-def _int_at_least(value, name, minimum, allow_none=False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must hold ints{' or None' if allow_none else ''}, "
-                        f"got {value!r}")
-    value = int(value)
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def _per_axis(value, n, name, check):
-    """``value`` (one for every pooled axis, or a sequence of ``n``) as a tuple."""
-    if value is None or isinstance(value, (numbers.Number, np.generic)):
-        return (check(value),) * n
-    if isinstance(value, (str, bytes)):
-        raise TypeError(f"{name} must be a number or a sequence, got {value!r}")
-    try:
-        values = tuple(value)
-    except TypeError:
-        raise TypeError(f"{name} must be a number or a sequence, got {value!r}")
-    if len(values) != n:
-        raise ValueError(f"{name} must have one value per pooled axis ({n}), got "
-                         f"{len(values)}: {value!r}")
-    return tuple(check(v) for v in values)
-
-
 # --------------------------------------------------------------------------- adaptive
 
 def _adaptive_geometry(output_size, caller):
     def windows(lengths):
-        out = _per_axis(output_size, len(lengths), "output_size",
-                        lambda v: _int_at_least(v, "output_size", 1, allow_none=True))
+        out = S.per_axis(output_size, len(lengths), "output_size",
+                         lambda v: S.int_at_least(v, "output_size", 1, allow_none=True))
         return tuple(adaptive_windows(n, n if m is None else m)
                      for n, m in zip(lengths, out))
     return GivenGeometry(windows, caller)
@@ -100,20 +72,10 @@ def adaptive_pool(input, output_size, method="avg", *, axes=None, **method_kwarg
     Parameters
     ----------
     %(input)s
-    output_size : int or sequence of int or None
-        Output length of every pooled axis, or one per pooled axis in the order of
-        ``axes``; ``None`` keeps that axis' length.
-    method : str, optional
-        The pooling method: the name of a fastpool function that takes a window
-        ``size``, without ``_pool`` (``'avg'`` (default), ``'max'``, ``'min'``,
-        ``'sum'``, ``'median'``, ``'rank'``, ``'percentile'``, ``'mode'``, ``'lp'``,
-        ``'soft'``, ``'stochastic'``, ``'mixed'``, ``'avgmax'``, ``'catavgmax'``,
-        ``'weighted'``, ``'lip'``, ``'dpp'``, ``'generic'``).
+    %(output_size)s
+    %(method)s
     %(axes)s
-    **method_kwargs
-        The method's own parameters (``rank``, ``p``, ``weights``, ``seed``,
-        ``return_indices``, ...) and the shared ``nan_policy``, ``nodata``,
-        ``output`` and ``workers``.
+    %(method_kwargs)s
 
     Returns
     -------
@@ -158,9 +120,7 @@ def adaptive_avg_pool(input, output_size, *, axes=None, nan_policy="propagate",
     Parameters
     ----------
     %(input)s
-    output_size : int or sequence of int or None
-        Output length of every pooled axis, or one per pooled axis (``None`` keeps
-        the axis).
+    %(output_size)s
     %(axes)s
     %(nan_policy)s
     %(nodata)s
@@ -189,9 +149,7 @@ def adaptive_max_pool(input, output_size, *, axes=None, return_indices=False,
     Parameters
     ----------
     %(input)s
-    output_size : int or sequence of int or None
-        Output length of every pooled axis, or one per pooled axis (``None`` keeps
-        the axis).
+    %(output_size)s
     %(axes)s
     return_indices : bool, optional
         Also return the flat index of each maximum over the input's pooled axes,
@@ -351,15 +309,10 @@ def global_pool(input, method="avg", *, axes=None, keepdims=False, **method_kwar
     Parameters
     ----------
     %(input)s
-    method : str, optional
-        As in :func:`adaptive_pool` (default ``'avg'``).
+    %(method)s
     %(axes)s
-    keepdims : bool, optional
-        Keep the pooled axes with length 1 (as NumPy's reductions); by default they
-        are removed.
-    **method_kwargs
-        The method's own parameters and the shared ``nan_policy``, ``nodata``,
-        ``output`` (of the result's shape) and ``workers``.
+    %(keepdims)s
+    %(method_kwargs)s
 
     Returns
     -------
@@ -419,8 +372,7 @@ def global_avg_pool(input, *, axes=None, keepdims=False, nan_policy="propagate",
     ----------
     %(input)s
     %(axes)s
-    keepdims : bool, optional
-        Keep the pooled axes with length 1.
+    %(keepdims)s
     %(nan_policy)s
     %(nodata)s
     %(output)s
@@ -450,8 +402,7 @@ def global_max_pool(input, *, axes=None, keepdims=False, return_indices=False,
     ----------
     %(input)s
     %(axes)s
-    keepdims : bool, optional
-        Keep the pooled axes with length 1.
+    %(keepdims)s
     return_indices : bool, optional
         Also return the flat index of each maximum over the pooled axes (the first
         in C order on ties), as :func:`max_pool`.
@@ -493,12 +444,11 @@ def _fractional_lengths(shape, axes, output_size, output_ratio, size):
     if (output_size is None) == (output_ratio is None):
         raise ValueError("fractional_max_pool needs exactly one of output_size and "
                          "output_ratio")
-    sizes = _per_axis(size, d, "size", lambda v: _int_at_least(v, "size", 1))
+    sizes = S.normalize_sequence(size, d, "size", 1)
     if output_size is not None:
-        outs = _per_axis(output_size, d, "output_size",
-                         lambda v: _int_at_least(v, "output_size", 1))
+        outs = S.normalize_sequence(output_size, d, "output_size", 1)
     else:
-        ratios = _per_axis(output_ratio, d, "output_ratio", _ratio)
+        ratios = S.per_axis(output_ratio, d, "output_ratio", _ratio, "a number")
         outs = tuple(int(shape[a] * r) for a, r in zip(axes, ratios))
     for a, m, k in zip(axes, outs, sizes):
         n = shape[a]
@@ -810,12 +760,9 @@ def pyramid(input, levels=None, factor=2, method="avg", *, axes=None, **method_k
     factor : int or sequence of int, optional
         Reduction per level, for every pooled axis or one per pooled axis
         (e.g. ``(2, 2, 1)``: 1 leaves that axis alone).
-    method : str, optional
-        As in :func:`adaptive_pool` (default ``'avg'``).
+    %(method)s
     %(axes)s
-    **method_kwargs
-        The method's own parameters and the shared ``nan_policy``, ``nodata`` and
-        ``workers``.
+    %(method_kwargs)s
 
     Returns
     -------
@@ -853,14 +800,13 @@ def pyramid(input, levels=None, factor=2, method="avg", *, axes=None, **method_k
     _no_sliding(method_kwargs, "pyramid", also=("mode", "cval", "output", "return_indices"))
     x, in_dtype = S.as_input(input)
     user_axes = S.normalize_axes(axes, x.ndim)
-    factors = _per_axis(factor, len(user_axes), "factor",
-                        lambda v: _int_at_least(v, "factor", 1))
+    factors = S.normalize_sequence(factor, len(user_axes), "factor", 1)
     if all(f == 1 for f in factors):
         raise ValueError(f"factor must be above 1 on some pooled axis, got {factor!r}")
     if levels is None:
         levels = _level_count(x.shape, user_axes, factors)
     else:
-        levels = _int_at_least(levels, "levels", 1)
+        levels = S.int_at_least(levels, "levels", 1)
     if in_dtype == np.bool_:
         x = x.view(np.bool_)
     scales, translations, out = [], [], []

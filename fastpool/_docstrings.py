@@ -59,6 +59,26 @@ seed : None, int or numpy.random.Generator, optional
     Key of the per-window random stream: equal seeds give equal results, for
     every thread count and memory layout.  A Generator is advanced by one draw;
     None draws fresh entropy.""",
+    "output_size": """\
+output_size : int or sequence of int or None
+    Output length of every pooled axis, or one per pooled axis in the order of
+    ``axes``; ``None`` keeps that axis' length.""",
+    "method": """\
+method : str, optional
+    The pooling method: the name of a fastpool function that takes a window
+    ``size``, without ``_pool``: ``'avg'`` (default), ``'max'``, ``'min'``,
+    ``'sum'``, ``'median'``, ``'rank'``, ``'percentile'``, ``'mode'``, ``'lp'``,
+    ``'soft'``, ``'stochastic'``, ``'mixed'``, ``'avgmax'``, ``'catavgmax'``,
+    ``'weighted'``, ``'lip'``, ``'dpp'``, ``'generic'``.""",
+    "method_kwargs": """\
+**method_kwargs
+    The method's own parameters (``rank``, ``p``, ``weights``, ``seed``,
+    ``return_indices``, ...) and the shared ``nan_policy``, ``nodata``,
+    ``output`` and ``workers``.""",
+    "keepdims": """\
+keepdims : bool, optional
+    Keep the pooled axes with length 1 (as NumPy's reductions); by default they
+    are removed.""",
     "workers": """\
 workers : int, optional
     Threads: ``None`` uses the library default (see :func:`fastpool.set_workers`),

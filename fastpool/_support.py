@@ -178,31 +178,41 @@ def normalize_axes(axes, ndim):
     return tuple(out)
 
 
+def int_at_least(value, name, minimum, allow_none=False):
+    """``value`` as an int ``>= minimum`` (or None where allowed)."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must hold ints{' or None' if allow_none else ''}, "
+                        f"got {value!r}")
+    value = int(value)
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def per_axis(value, n, name, check, what="an int"):
+    """``value`` (one for every pooled axis, or a sequence of ``n``) as a tuple
+    of ``check(v)``; ``what`` names a single value in messages."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
+    if value is None or isinstance(value, (numbers.Number, np.generic)):
+        return (check(value),) * n
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be {what} or a sequence, got {value!r}")
+    try:
+        values = tuple(value)
+    except TypeError:
+        raise TypeError(f"{name} must be {what} or a sequence, got {value!r}")
+    if len(values) != n:
+        raise ValueError(f"{name} must have one value per pooled axis ({n}), "
+                         f"got {len(values)}: {value!r}")
+    return tuple(check(v) for v in values)
+
+
 def normalize_sequence(value, n, name, minimum):
     """``value`` as a tuple of ``n`` ints, each ``>= minimum``."""
-    if isinstance(value, (np.ndarray,)) and value.ndim == 0:
-        value = value.item()
-    if isinstance(value, numbers.Integral) or isinstance(value, (bool, np.bool_)):
-        values = (value,) * n
-    elif isinstance(value, (str, bytes)):
-        raise TypeError(f"{name} must be an int or a sequence of ints, got {value!r}")
-    else:
-        try:
-            values = tuple(value)
-        except TypeError:
-            raise TypeError(f"{name} must be an int or a sequence of ints, got {value!r}")
-        if len(values) != n:
-            raise ValueError(f"{name} must have one value per pooled axis ({n}), "
-                             f"got {len(values)}: {value!r}")
-    result = []
-    for v in values:
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
-            raise TypeError(f"{name} must hold ints, got {v!r}")
-        v = int(v)
-        if v < minimum:
-            raise ValueError(f"{name} must be >= {minimum}, got {v}")
-        result.append(v)
-    return tuple(result)
+    return per_axis(value, n, name, lambda v: int_at_least(v, name, minimum))
 
 
 def _choice(value, choices, name):
