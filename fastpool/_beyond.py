@@ -45,8 +45,8 @@ def _method(method, caller):
 def _no_sliding(kwargs, caller, also=()):
     for name in _SLIDING + tuple(also):
         if name in kwargs:
-            raise TypeError(f"{caller} takes no {name} (its windows follow from its "
-                            f"own arguments); got {name}={kwargs[name]!r}")
+            raise TypeError(f"{caller} takes no {name} argument; got "
+                            f"{name}={kwargs[name]!r}")
 
 
 # --------------------------------------------------------------------------- adaptive
@@ -349,6 +349,11 @@ def global_pool(input, method="avg", *, axes=None, keepdims=False, **method_kwar
     squeeze = tuple(a + lead for a in sorted(pooled))
     output = method_kwargs.get("output")
     if not keepdims and isinstance(output, np.ndarray):
+        expected = tuple(n for a, n in enumerate(np.shape(input)) if a not in pooled)
+        if method == "catavgmax":
+            expected = None  # checked by catavgmax_pool itself
+        if expected is not None and output.shape != expected:
+            raise ValueError(f"output has shape {output.shape}, expected {expected}")
         method_kwargs["output"] = np.expand_dims(output, squeeze)
     result = _global_runs(method, input, axes, method_kwargs)
     if result is None:
@@ -539,6 +544,9 @@ def fractional_max_pool(input, output_size=None, output_ratio=None, size=2, *,
     pooled = tuple(sorted(user_axes))
     batch_shape = tuple(n for a, n in enumerate(x.shape) if a not in pooled)
     u = _fractional_samples(samples, seed, batch_shape, len(pooled))
+    nplanes = math.prod(batch_shape)
+    if nplanes == 0:
+        u = np.zeros((1, len(pooled)))  # no plane: any windows give the empty result
     arithmetic = np.dtype(np.float32 if x.dtype in (np.float16, np.float32) else np.float64)
     # Packed tables, one row per plane: the pooled axes in ascending order.
     parts = []
@@ -546,9 +554,7 @@ def fractional_max_pool(input, output_size=None, output_ratio=None, size=2, *,
         m, k = by_axis[a]
         starts = fractional_starts(u[..., j], x.shape[a], m, k, arithmetic)
         parts.append((starts[..., None] + np.arange(k)).reshape(-1, m * k))
-    nplanes = math.prod(batch_shape)
-    tables = np.ascontiguousarray(np.concatenate(parts, axis=1)
-                                  if parts[0].size else np.zeros((nplanes, 1), np.int64))
+    tables = np.ascontiguousarray(np.concatenate(parts, axis=1))
 
     def first_plane(lengths):
         row, off = tables[0], 0
@@ -620,14 +626,14 @@ def _sums_dtype(x, window):
     return None
 
 
-def _sums_chain_ok(x, scales, axes, kwargs):
+def _sums_chain_ok(x, windows, axes, kwargs):
     """Whether the levels of a mean or sum can be pooled from exact level sums:
     every window counted in full (no missing values) and its sum exact."""
-    if set(kwargs) - {"nan_policy", "workers"} or not scales:
+    if set(kwargs) - {"nan_policy", "workers"} or not windows:
         return False
     if kwargs.get("nan_policy", "propagate") == "omit":
         return False
-    window = math.prod(scales[-1][a] for a in axes)
+    window = math.prod(windows[-1][a] for a in axes)
     return _sums_dtype(x, window) is not None
 
 
@@ -663,7 +669,7 @@ def _column_scale(counts):
 _SLAB_BYTES = 1 << 24
 
 
-def _pyramid_of_sums(method, x, in_dtype, factors, axes, scales, kwargs):
+def _pyramid_of_sums(method, x, in_dtype, factors, axes, windows, kwargs):
     """Mean or sum levels from exact window sums, each level's sums pooled from
     the last: the input is read once, and each level is rounded once.
 
@@ -674,15 +680,15 @@ def _pyramid_of_sums(method, x, in_dtype, factors, axes, scales, kwargs):
     """
     workers = kwargs.get("workers")
     S.check_nan_policy(x, kwargs.get("nan_policy", "propagate"))
-    sums_dtype = _sums_dtype(x, math.prod(scales[-1][a] for a in axes))
+    sums_dtype = _sums_dtype(x, math.prod(windows[-1][a] for a in axes))
     natural = np.dtype(np.float32) if in_dtype == np.float16 else in_dtype
     if method == "sum" and natural.kind != "f":
         natural = np.dtype(np.uint64 if natural.kind == "u" else np.int64)
     kernel_dtype = np.dtype(np.uint8) if natural == np.bool_ else natural
     tag = np.empty(0, dtype=kernel_dtype)
-    shapes = [tuple(-(-n // k) for n, k in zip(x.shape, side)) for side in scales]
+    shapes = [tuple(-(-n // k) for n, k in zip(x.shape, side)) for side in windows]
     levels = [np.empty(shape, dtype=natural) for shape in shapes]
-    counts = [_window_counts(x.shape, axes, side, x.ndim) for side in scales]
+    counts = [_window_counts(x.shape, axes, side, x.ndim) for side in windows]
 
     divisors = {}
 
@@ -708,15 +714,15 @@ def _pyramid_of_sums(method, x, in_dtype, factors, axes, scales, kwargs):
 
     f0 = dict(zip(axes, factors)).get(0, 1)
     n0, row_bytes = x.shape[0], max(1, x.nbytes // max(1, x.shape[0]))
-    m = len(scales)
+    m = len(windows)
     if f0 > 1:
         m = 0
-        while m < len(scales) and f0 ** (m + 1) * row_bytes <= _SLAB_BYTES:
+        while m < len(windows) and f0 ** (m + 1) * row_bytes <= _SLAB_BYTES:
             m += 1
     step = (f0 ** m) * max(1, _SLAB_BYTES // (f0 ** m * row_bytes)) if m else n0
     if x.ndim == 1 or step >= n0:
-        m, step = len(scales), n0
-    deep = m < len(scales)
+        m, step = len(windows), max(n0, 1)
+    deep = m < len(windows)
     sums_m = np.empty(shapes[m - 1], dtype=sums_dtype) if deep and m else None
     buffers = {}
     for r0 in range(0, n0, step):
@@ -734,7 +740,7 @@ def _pyramid_of_sums(method, x, in_dtype, factors, axes, scales, kwargs):
                                   output=target, workers=workers)
             emit(k, sums, lo, hi)
     sums = sums_m if m else x
-    for k in range(m, len(scales)):
+    for k in range(m, len(windows)):
         sums = _pool.sum_pool(sums, factors, ceil_mode=True, axes=axes,
                               output=sums_dtype, workers=workers)
         emit(k, sums, 0, shapes[k][0])
@@ -809,12 +815,19 @@ def pyramid(input, levels=None, factor=2, method="avg", *, axes=None, **method_k
         levels = S.int_at_least(levels, "levels", 1)
     if in_dtype == np.bool_:
         x = x.view(np.bool_)
-    scales, translations, out = [], [], []
+    for a in user_axes:
+        if x.shape[a] == 0:
+            raise ValueError(f"axis {a}: cannot pool an axis of length 0")
+    scales, translations, windows, out = [], [], [], []
     for k in range(1, levels + 1):
         side = dict(zip(user_axes, (f ** k for f in factors)))
         scales.append(tuple(side.get(a, 1) for a in range(x.ndim)))
         translations.append(tuple((side[a] - 1) / 2 if a in side else 0.0
                                   for a in range(x.ndim)))
+        # A window longer than its axis is the whole axis: the same single
+        # window, without a table as long as factor**k.
+        windows.append(tuple(min(side.get(a, 1), max(n, 1))
+                             for a, n in enumerate(x.shape)))
     if method in ("max", "min"):
         # An extremum of extrema is exact: each level from the one before, so
         # the input is read once.
@@ -823,13 +836,13 @@ def pyramid(input, levels=None, factor=2, method="avg", *, axes=None, **method_k
             level = function(level, size=factors, ceil_mode=True, axes=user_axes,
                              **method_kwargs)
             out.append(level)
-    elif method in ("avg", "sum") and _sums_chain_ok(x, scales, user_axes, method_kwargs):
-        out = _pyramid_of_sums(method, x, in_dtype, factors, user_axes, scales,
+    elif method in ("avg", "sum") and _sums_chain_ok(x, windows, user_axes,
+                                                     method_kwargs):
+        out = _pyramid_of_sums(method, x, in_dtype, factors, user_axes, windows,
                                method_kwargs)
     else:
         # Every level from the input (its windows cannot be pooled from a level).
-        for k in range(1, levels + 1):
-            side = tuple(f ** k for f in factors)
-            out.append(function(x, size=side, ceil_mode=True, axes=user_axes,
-                                **method_kwargs))
+        for window in windows:
+            out.append(function(x, size=tuple(window[a] for a in user_axes),
+                                ceil_mode=True, axes=user_axes, **method_kwargs))
     return Pyramid(out, scales, translations)

@@ -139,6 +139,9 @@ def _given_params(x, given, stride, padding, dilation, ceil_mode, mode, nan_poli
             raise TypeError(f"{given.caller} takes no {name} (its windows follow from "
                             f"the output size); got {name}={value!r}")
     user_axes = S.normalize_axes(axes, x.ndim)
+    for a in user_axes:
+        if x.shape[a] == 0:
+            raise ValueError(f"axis {a}: cannot pool an axis of length 0")
     windows = dict(zip(user_axes, given.windows(tuple(x.shape[a] for a in user_axes))))
     sorted_axes = tuple(sorted(user_axes))
     width = tuple(windows[a].width for a in sorted_axes)

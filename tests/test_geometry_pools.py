@@ -1329,3 +1329,41 @@ def test_input_not_modified_by_any_function():
     fastpool.fractional_max_pool(x, (4, 5), axes=(1, 2), seed=1)
     fastpool.pyramid(x, axes=(1, 2))
     np.testing.assert_array_equal(x, before)
+
+
+# --------------------------------------------------------------------------- edges
+
+@pytest.mark.parametrize("call", [
+    lambda x: fastpool.adaptive_avg_pool(x, 2, axes=1),
+    lambda x: fastpool.global_max_pool(x, axes=1),
+    lambda x: fastpool.pyramid(x, axes=1),
+], ids=["adaptive", "global", "pyramid"])
+def test_zero_length_pooled_axis_is_a_value_error(call):
+    with pytest.raises(ValueError, match="axis 1: cannot pool an axis of length 0"):
+        call(np.zeros((3, 0)))
+
+
+def test_empty_batch_gives_empty_results():
+    x = np.zeros((0, 12, 10), dtype=np.float32)
+    v, i = fastpool.fractional_max_pool(x, 5, axes=(1, 2), return_indices=True)
+    assert v.shape == i.shape == (0, 5, 5)
+    assert [lv.shape for lv in fastpool.pyramid(x, axes=(1, 2))] == [
+        (0, 6, 5), (0, 3, 3), (0, 2, 2), (0, 1, 1)]
+    assert fastpool.global_avg_pool(x, axes=(1, 2)).shape == (0,)
+
+
+@pytest.mark.parametrize("method", ["avg", "median", "max"])
+def test_pyramid_levels_past_one_pixel_stay_global(method):
+    """Windows far longer than the axis (factor**40) are the whole axis: no
+    table as long as the window is built."""
+    x = np.arange(35, dtype=np.uint8).reshape(5, 7)
+    levels = fastpool.pyramid(x, levels=40, method=method)
+    whole = fastpool.global_pool(x, method, keepdims=True)
+    assert len(levels) == 40 and levels.scales[-1] == (2 ** 40, 2 ** 40)
+    for level in levels[3:]:
+        np.testing.assert_array_equal(level, whole)
+
+
+def test_global_output_of_the_wrong_shape_names_both_shapes():
+    with pytest.raises(ValueError, match=r"output has shape \(3,\), expected \(2,\)"):
+        fastpool.global_avg_pool(np.ones((2, 5000)), axes=1, output=np.empty(3))
