@@ -724,7 +724,24 @@ def _pyramid_of_sums(method, x, in_dtype, factors, axes, windows, kwargs):
         m, step = len(windows), max(n0, 1)
     deep = m < len(windows)
     sums_m = np.empty(shapes[m - 1], dtype=sums_dtype) if deep and m else None
-    buffers = {}
+    buffers, calls = {}, {}
+
+    def slab_sums(src, target):
+        """``sum_pool(src, factors, ceil_mode=True, output=target)``, validated once
+        per slab shape and layout: the slabs differ only in where they start."""
+        key = (src.shape, src.strides, src.dtype, target.dtype)
+        if key not in calls:
+            call = _pool._Call(src, factors, None, 0, 1, True, "ignore", 0.0,
+                               "propagate", None, axes, workers, fold_channels="integers")
+            calls[key] = (call, _pool._sum_code(target.dtype, call.x.dtype))
+        call, code = calls[key]
+        for xv, ov in _pool.batch_views((src, target), call.kernel_params.axes):
+            _sums.sums(call.tag, xv, ov, code, False, 0, call.windows[-1].counts,
+                       *call.geometry_args, False, None, call.cval, call.nthreads)
+        return target
+
+    if x.dtype == np.bool_:
+        x = x.view(np.uint8)
     for r0 in range(0, n0, step):
         sums = x[r0:r0 + step]
         for k in range(m):
@@ -736,8 +753,7 @@ def _pyramid_of_sums(method, x, in_dtype, factors, axes, windows, kwargs):
                 target = buffers.get((k, shape))
                 if target is None:
                     target = buffers[(k, shape)] = np.empty(shape, dtype=sums_dtype)
-            sums = _pool.sum_pool(sums, factors, ceil_mode=True, axes=axes,
-                                  output=target, workers=workers)
+            sums = slab_sums(sums, target)
             emit(k, sums, lo, hi)
     sums = sums_m if m else x
     for k in range(m, len(windows)):
