@@ -226,7 +226,10 @@ def _global_runs(method, input, axes, kwargs):
     groups = _pool.batch_views((x,), pooled)
     runs = [_run_view(views[0]) for views in groups]
     if any(r is None for r in runs):
-        return None
+        if method in ("max", "min"):
+            return None  # one window per item: the same values, first index
+        # Sums walk other layouts in C order, associated as a run would be.
+        runs = [r if r is not None else views[0] for r, views in zip(runs, groups)]
     S.check_nan_policy(x, p.nan_policy)
     _, nodata, nan_policy = S.fill_values(x, "ignore", 0.0, kwargs.get("nodata"),
                                           p.nan_policy, in_dtype)
@@ -241,7 +244,7 @@ def _global_runs(method, input, axes, kwargs):
     targets = _pool.batch_views((x, result) + ((indices,) if want_idx else ()), pooled)
     tag = np.empty(0, dtype=x.dtype)
     for run, views in zip(runs, targets):
-        items, n = run.shape
+        items, n = run.shape[0], math.prod(run.shape[1:])
         nblocks = -(-n // _whole.BLOCK_LENGTH)
         nthreads = S.threads_for(items * n, kwargs.get("workers"))
         count = np.empty((items, nblocks), dtype=np.int64)

@@ -109,8 +109,13 @@ cdef void block_sum(const T* p, Py_ssize_t n, int64_t s, bint omit, bint has_nd,
             else:
                 ia[j] += <int64_t>select(ok, v, <T>0)
             ca[j] += ok
-    # Lanes merged pairwise, in a fixed order.
-    j = SUM_LANES
+    merge_lanes(fa, ia, ca, fsum, isum, count)
+
+
+cdef inline void merge_lanes(double* fa, int64_t* ia, int64_t* ca, double* fsum,
+                             int64_t* isum, int64_t* count) noexcept nogil:
+    """The lanes added pairwise, in a fixed order."""
+    cdef Py_ssize_t i, j = SUM_LANES
     while j > 1:
         j //= 2
         for i in range(j):
@@ -120,6 +125,58 @@ cdef void block_sum(const T* p, Py_ssize_t n, int64_t s, bint omit, bint has_nd,
     fsum[0] = fa[0]
     isum[0] = ia[0]
     count[0] = ca[0]
+
+
+cdef void block_sum_nd(const T* p, Py_ssize_t d, const int64_t* shape,
+                       const int64_t* strides, Py_ssize_t start, Py_ssize_t n,
+                       bint omit, bint has_nd, T nd, double* fsum, int64_t* isum,
+                       int64_t* count) noexcept nogil:
+    """:func:`block_sum` of the elements ``start .. start + n`` in C order of ``d``
+    axes of any strides: the same lanes (the element's place in its block modulo
+    SUM_LANES), added in the same order, so a layout that is not one run gives
+    the same bits."""
+    cdef double fa[SUM_LANES]
+    cdef int64_t ia[SUM_LANES]
+    cdef int64_t ca[SUM_LANES]
+    cdef int64_t idx[64]
+    cdef int64_t rem = start, off, last = shape[d - 1], step = strides[d - 1]
+    cdef Py_ssize_t a, j, lane, c, seg, done = 0
+    cdef const T* row
+    cdef T v
+    cdef bint ok
+    for j in range(SUM_LANES):
+        fa[j] = 0.0
+        ia[j] = 0
+        ca[j] = 0
+    for a in range(d - 1, -1, -1):
+        idx[a] = rem % shape[a]
+        rem = rem // shape[a]
+    while done < n:
+        off = 0
+        for a in range(d - 1):
+            off += idx[a] * strides[a]
+        row = p + off
+        c = idx[d - 1]
+        seg = min(last - c, n - done)
+        for j in range(seg):
+            v = row[(c + j) * step]
+            lane = (done + j) % SUM_LANES
+            ok = not missing(v, omit, has_nd, nd)
+            if T is float or T is double:
+                fa[lane] += <double>select(ok, v, <T>0)
+            else:
+                ia[lane] += <int64_t>select(ok, v, <T>0)
+            ca[lane] += ok
+        done += seg
+        idx[d - 1] = 0
+        a = d - 2
+        while a >= 0:
+            idx[a] += 1
+            if idx[a] < shape[a]:
+                break
+            idx[a] = 0
+            a -= 1
+    merge_lanes(fa, ia, ca, fsum, isum, count)
 
 
 cdef inline T larger(T a, T v, Dir tag) noexcept nogil:
@@ -238,27 +295,40 @@ cdef Py_ssize_t first_of(const T* p, Py_ssize_t n, int64_t s, T a, bint omit,
 def global_sums(const T[:] dtype_tag, cnp.ndarray x, double[:, ::1] fsum,
                 int64_t[:, ::1] isum, int64_t[:, ::1] count, bint omit, object nodata,
                 int nthreads):
-    """Per-block sums and valid counts of the rows of ``x`` (nitems, n), any strides,
-    into ``fsum`` (float input) or ``isum`` (integer input) and ``count``, each
+    """Per-block sums and valid counts of the items of ``x`` (nitems, n): one run
+    per item, or (nitems, *pooled) of any strides, walked in C order.  Into
+    ``fsum`` (float input) or ``isum`` (integer input) and ``count``, each
     (nitems, nblocks); the other sum array is left alone."""
-    cdef Py_ssize_t nitems = x.shape[0], n = x.shape[1]
+    cdef Py_ssize_t nitems = x.shape[0], d = x.ndim - 1, a
     cdef Py_ssize_t nblocks = count.shape[1], t, b, k, total = nitems * nblocks
-    cdef int64_t sb = x.strides[0] // x.itemsize, s = x.strides[1] // x.itemsize
+    cdef Py_ssize_t n = 1
+    cdef int64_t sb = x.strides[0] // x.itemsize, s = x.strides[d] // x.itemsize
+    cdef int64_t shape[64]
+    cdef int64_t strides[64]
     cdef const T* base = <const T*>cnp.PyArray_DATA(x)
     cdef T nd = nodata if nodata is not None else 0
     cdef bint has_nd = nodata is not None
     cdef double* fp = &fsum[0, 0]
     cdef int64_t* ip = &isum[0, 0]
     cdef int64_t* cp = &count[0, 0]
+    for a in range(d):
+        shape[a] = x.shape[a + 1]
+        strides[a] = x.strides[a + 1] // x.itemsize
+        n *= shape[a]
     if total == 0:
         return
     with nogil:
         for t in prange(total, schedule="static", num_threads=nthreads):
             b = t // nblocks
             k = t - b * nblocks
-            block_sum(base + b * sb + k * BLOCK * s, min(<Py_ssize_t>BLOCK, n - k * BLOCK),
-                      s, omit, has_nd, nd,
-                      fp + t, ip + t, cp + t)
+            if d == 1:
+                block_sum(base + b * sb + k * BLOCK * s,
+                          min(<Py_ssize_t>BLOCK, n - k * BLOCK), s, omit, has_nd, nd,
+                          fp + t, ip + t, cp + t)
+            else:
+                block_sum_nd(base + b * sb, d, shape, strides, k * BLOCK,
+                             min(<Py_ssize_t>BLOCK, n - k * BLOCK), omit, has_nd, nd,
+                             fp + t, ip + t, cp + t)
 
 
 def global_extremum(const T[:] dtype_tag, bint is_min, cnp.ndarray x, T[:, ::1] val,
