@@ -1374,12 +1374,13 @@ def test_global_sums_bitwise_the_same_for_every_layout():
     with the lanes and blocks of a run: the same bits (float64 shows any
     difference in association)."""
     rng = np.random.default_rng(8)
-    x = rng.standard_normal((37, 53, 41)) * 1e3
+    x = rng.standard_normal((23, 97, 61)) * 1e3
     layouts = [x, np.asfortranarray(x), x.transpose(2, 0, 1).copy().transpose(1, 2, 0),
                np.ascontiguousarray(x[:, ::-1])[:, ::-1]]
     for axes in ((1, 2), (0, 1, 2), (0, 2)):
         for method in ("avg", "sum"):
-            results = [fastpool.global_pool(a, method, axes=axes, nan_policy=policy)
-                       for a in layouts for policy in ("propagate", "omit")]
-            for r in results[1:]:
-                assert r.tobytes() == results[0].tobytes(), (axes, method)
+            for policy in ("propagate", "omit"):
+                results = [fastpool.global_pool(a, method, axes=axes, nan_policy=policy)
+                           for a in layouts]
+                for r in results[1:]:
+                    assert r.tobytes() == results[0].tobytes(), (axes, method, policy)
