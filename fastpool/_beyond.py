@@ -17,7 +17,8 @@ from . import _support as S
 from ._docstrings import fill
 from ._kernels import sums as _sums
 from ._kernels import whole as _whole
-from ._geometry import GivenGeometry, adaptive_windows, fractional_starts, given_windows
+from ._geometry import (GivenGeometry, adaptive_windows, check_length, fractional_starts,
+                        given_windows)
 
 # The functions that take a window ``size``, by their ``method=`` name.
 METHODS = {
@@ -835,8 +836,7 @@ def pyramid(input, levels=None, factor=2, method="avg", *, axes=None, **method_k
     if in_dtype == np.bool_:
         x = x.view(np.bool_)
     for a in user_axes:
-        if x.shape[a] == 0:
-            raise ValueError(f"axis {a}: cannot pool an axis of length 0")
+        check_length(x.shape[a], a)
     scales, translations, windows, out = [], [], [], []
     for k in range(1, levels + 1):
         side = dict(zip(user_axes, (f ** k for f in factors)))

@@ -102,13 +102,18 @@ class AxisWindows:
         return counts
 
 
+def check_length(n, axis):
+    """Every geometry needs a pooled axis to hold something."""
+    if n == 0:
+        raise ValueError(f"axis {axis}: cannot pool an axis of length 0")
+
+
 def sliding_windows(n, size, stride, padding, dilation, ceil_mode, mode, axis):
     """Windows of a sliding pool along one axis of length ``n``.
 
     ``axis`` only names the axis in error messages.
     """
-    if n == 0:
-        raise ValueError(f"axis {axis}: cannot pool an axis of length 0")
+    check_length(n, axis)
     out_len = output_length(n, size, stride, padding, dilation, ceil_mode)
     if out_len <= 0:
         span = dilation * (size - 1) + 1

@@ -10,7 +10,8 @@ from numpy.lib.stride_tricks import as_strided
 
 from . import _support as S
 from ._docstrings import fill
-from ._geometry import GivenGeometry, pack_tables, sliding_geometry, unit_windows
+from ._geometry import (GivenGeometry, check_length, pack_tables, sliding_geometry,
+                        unit_windows)
 from ._kernels import _unpool
 from ._kernels import extremum as _extremum
 from ._kernels import sums as _sums
@@ -140,8 +141,7 @@ def _given_params(x, given, stride, padding, dilation, ceil_mode, mode, nan_poli
                             f"the output size); got {name}={value!r}")
     user_axes = S.normalize_axes(axes, x.ndim)
     for a in user_axes:
-        if x.shape[a] == 0:
-            raise ValueError(f"axis {a}: cannot pool an axis of length 0")
+        check_length(x.shape[a], a)
     windows = dict(zip(user_axes, given.windows(tuple(x.shape[a] for a in user_axes))))
     sorted_axes = tuple(sorted(user_axes))
     width = tuple(windows[a].width for a in sorted_axes)
