@@ -30,7 +30,8 @@ DIRECTIVES = {
     "freethreading_compatible": True,
 }
 
-EXTENSIONS = ["_openmp", "_extremum", "_sums", "_order", "_unpool", "_weighted", "_global"]
+EXTENSIONS = ["_openmp", "_extremum", "_sums", "_order", "_unpool", "_weighted", "_global",
+              "_grad"]
 # Also built with -mavx2 as <name>_avx2 (chosen at import where the CPU has AVX2).
 # No -mfma: contracting a*b+c would change float results between the builds.
 AVX2_EXTENSIONS = ["_extremum", "_sums", "_order", "_weighted", "_global"]

@@ -11,6 +11,9 @@ from ._weighted import (avgmax_pool, blur_pool, catavgmax_pool, dpp_pool, generi
                         lip_pool, lp_pool, maxblur_pool, mixed_pool, soft_pool,
                         stochastic_pool, weighted_pool)
 
+# After the forward functions: fastpool.grad mirrors their signatures.
+from . import grad  # noqa: E402
+
 __version__ = "0.1.0"
 
 __all__ = [

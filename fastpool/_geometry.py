@@ -260,3 +260,48 @@ class GivenGeometry:
 
     windows: object
     caller: str
+
+
+@functools.lru_cache(maxsize=256)
+def reading_lists(windows):
+    """Which windows read each input element: the inverse of the sample tables,
+    for gradients computed by gathering.
+
+    For every pooled axis, input index ``i`` is read by the pairs ``(o, k)`` (window,
+    tap) at entries ``ptr[i] .. ptr[i+1] - 1``, sorted by window then tap; a flag
+    marks each window's first pair (an element that an extension mode copies
+    into a window twice is still one element of it).  ``cval`` samples read no
+    element.  Returns ``(ptr, ptr_offsets, o, k, first, entry_offsets, widths,
+    longest)`` packed over the axes as ``int64`` arrays, where ``longest`` is the
+    largest product of list lengths over all axes but the last (a thread's
+    scratch).
+    """
+    ptrs, os_, ks, firsts, longest = [], [], [], [], 1
+    for a, w in enumerate(windows):
+        o, k = np.nonzero(w.table >= 0)
+        i = w.table[o, k]
+        order = np.argsort(i, kind="stable")
+        i, o, k = i[order], o[order], k[order]
+        first = np.ones(len(i), dtype=np.int64)
+        first[1:] = (i[1:] != i[:-1]) | (o[1:] != o[:-1])
+        ptr = np.searchsorted(i, np.arange(w.n + 1)).astype(np.int64)
+        if a < len(windows) - 1 and len(i):
+            longest *= int(np.diff(ptr).max())
+        ptrs.append(ptr)
+        os_.append(o.astype(np.int64))
+        ks.append(k.astype(np.int64))
+        firsts.append(first)
+
+    def packed(parts):
+        offsets = np.cumsum([0] + [len(p) for p in parts[:-1]]).astype(np.int64)
+        return np.ascontiguousarray(np.concatenate(parts), dtype=np.int64), offsets
+
+    ptr, ptr_off = packed(ptrs)
+    eo, ent_off = packed(os_)
+    ek, _ = packed(ks)
+    ef, _ = packed(firsts)
+    widths = np.array([w.width for w in windows], dtype=np.int64)
+    result = (ptr, ptr_off, eo, ek, ef, ent_off, widths, longest)
+    for part in result[:-1]:
+        part.flags.writeable = False
+    return result

@@ -1,0 +1,628 @@
+"""Gradients of the pooling methods (vector-Jacobian products), by gathering.
+
+Two kernels over the shared geometry:
+
+``window_stats``
+    One scalar pass over each window's valid samples (in C order, as the
+    forward kernels see them) that writes what a window's derivative needs: the
+    flat input index of a selected sample, or per-window numbers (valid count,
+    weight sum, log-sum-exp, mean, ...).  Random methods replay the forward draw
+    from the same per-window stream.
+``gather``
+    Every input cell sums the contributions of the windows that read it, walking
+    per-axis lists of (window, tap) pairs built from the geometry tables; so a
+    cell an extension mode copies into a window gets that sample's gradient, no
+    thread ever writes another's cell (no atomics), and each cell's sum runs in
+    one fixed order: the result is the same for every thread count.
+"""
+
+from cython.parallel cimport parallel, prange, threadid
+from libc.stdlib cimport free
+from libc.stdint cimport int64_t, uint64_t
+from libc.math cimport NAN, INFINITY, sqrt, exp, log, pow
+
+cimport numpy as cnp
+import numpy as np
+
+from ._common cimport (EXCLUDED, MAX_DIMS, aligned_alloc, Geom, T, collect_rows,
+                       fp_uniform, make_geom)
+
+cnp.import_array()
+
+
+cpdef enum Stat:
+    S_LOCATE = 0   # sel: the first valid sample equal to the target (NaN matches NaN)
+    S_COUNT = 1    # a: the number of valid samples
+    S_WSUM = 2     # a: the valid samples' weight sum; NaN where a NaN propagates
+    S_SOFTMAX = 3  # a: log-sum-exp of the logits (beta*x, or the logits array);
+                   # b: the softmax-weighted mean of x
+    S_SQUARES = 4  # a: sum x; b: sum x**2 / sum x (0 for an all-zero window)
+    S_STOCH = 5    # sel: the replayed draw; a: 0, or NaN where a NaN propagates
+    S_MAXSEL = 6   # sel: the first valid maximum; a: the valid count (NaN: NaN)
+    S_MIXED = 7    # max chosen: sel as S_MAXSEL, a = 0; mean chosen: sel -1, a = count
+    S_DPP = 8      # a: weight sum, b: mean, c: result, d: K (see dpp_factor)
+
+
+cpdef enum Kind:
+    K_LINEAR = 0   # cell factor * sum g[o] * tap weight
+    K_AFFINE = 1   # sum g[o] * (2x - b[o])                    (stochastic, inference)
+    K_EXP = 2      # sum g[o] * exp(l - b[o]) * (1 + beta * (x - c[o]))   (soft, LIP)
+    K_DPP = 3      # sum g[o] * (alpha + rho(x-b) + (x-c) rho'(x-b) - d)
+
+
+cpdef enum Cell:
+    C_ONE = 0      # no cell factor
+    C_WEIGHT = 1   # the weights array
+    C_POWER = 2    # x ** (p - 1)  (Lp)
+
+
+cdef struct Params:
+    int stat
+    int kind
+    int cell
+    double beta, alpha, lam, p1, neg_p1
+    bint asymmetric
+    bint soft                 # logits are beta * x (else the weights array)
+    bint weights_in, weights_f32
+    const double* kernel      # fixed tap weights (C order over the window), or NULL
+    uint64_t key
+
+
+# Detail-preserving pooling's epsilon, as in the forward kernel.
+cdef double DPP_EPS2 = 1e-6
+
+
+cdef inline double rho(double d, const Params* sp) noexcept nogil:
+    """DPP's weight term of a difference from the window mean, minus alpha."""
+    cdef double r
+    if sp.asymmetric and d < 0.0:
+        d = 0.0
+    r = d * d + DPP_EPS2
+    if sp.lam == 1.0:
+        return sqrt(r)
+    if sp.lam == 2.0:
+        return r
+    if sp.lam == 0.0:
+        return 1.0
+    return pow(r, 0.5 * sp.lam)
+
+
+cdef inline double rho_prime(double d, const Params* sp) noexcept nogil:
+    cdef double r
+    if sp.asymmetric and d < 0.0:
+        return 0.0
+    r = d * d + DPP_EPS2
+    if sp.lam == 1.0:
+        return d / sqrt(r)
+    if sp.lam == 2.0:
+        return 2.0 * d
+    if sp.lam == 0.0:
+        return 0.0
+    return sp.lam * d * pow(r, 0.5 * sp.lam - 1.0)
+
+
+cdef inline double signed_pow(double x, double p, double negative) noexcept nogil:
+    """C's pow: ``negative`` is the sign of an odd/even integer power, else NaN."""
+    if x < 0.0:
+        return pow(-x, p) * negative
+    return pow(x, p)
+
+
+# --------------------------------------------------------------------------- stats
+
+cdef Py_ssize_t collect_samples(const Geom* g, const Params* sp, const int64_t* roff,
+                                const int64_t* rflat, const int64_t* rpos,
+                                const char* rcv, Py_ssize_t nrows, const T* xb,
+                                const char* wb, Py_ssize_t w, double* V, double* Wt,
+                                T* Tv, int64_t* F, bint omit, bint has_nd, T nd,
+                                T cval, bint* saw_nan) noexcept nogil:
+    """The valid samples of output ``w`` of a row, as the forward kernels take
+    them: values (double and ``T``), weights, and the flat input index each
+    reads (-1 for cval).  Returns how many."""
+    cdef const int64_t* tab = g.tables + g.tab_off[g.d - 1] + w * g.k
+    cdef Py_ssize_t r, j, n = 0
+    cdef int64_t e, cell
+    cdef T v
+    cdef bint is_cval
+    for r in range(nrows):
+        for j in range(g.k):
+            e = tab[j]
+            if e == EXCLUDED:
+                continue
+            is_cval = e < EXCLUDED or rcv[r]
+            if e < EXCLUDED:
+                e = -2 - e
+            cell = roff[r] + e * g.sc
+            v = cval if is_cval else xb[cell]
+            if has_nd and v == nd:
+                continue
+            if v != v:
+                saw_nan[0] = True
+                if omit:
+                    continue
+            V[n] = <double>v
+            Tv[n] = v
+            F[n] = -1 if is_cval else rflat[r] * g.in_len[g.d] + e
+            if sp.weights_in:
+                Wt[n] = ((<const float*>wb)[cell] if sp.weights_f32
+                         else (<const double*>wb)[cell])
+            elif sp.kernel != NULL:
+                Wt[n] = sp.kernel[rpos[r] * g.k + j]
+            n += 1
+    return n
+
+
+cdef void one_window(const Params* sp, Py_ssize_t n, const double* V, const double* Wt,
+                     const T* Tv, const int64_t* F, bint nan_window, T target,
+                     double u, int64_t* sel, double* res) noexcept nogil:
+    """The statistics of one window from its ``n`` valid samples (see Stat)."""
+    cdef Py_ssize_t s
+    cdef double a = 0.0, b = 0.0, c = 0.0, m, e, run, thr, mean, out
+    cdef bint target_nan
+    sel[0] = -1
+    res[0] = 0.0
+    res[1] = 0.0
+    res[2] = 0.0
+    res[3] = 0.0
+    if sp.stat == S_LOCATE:
+        target_nan = target != target
+        for s in range(n):
+            if Tv[s] == target or (target_nan and Tv[s] != Tv[s]):
+                sel[0] = F[s]
+                return
+        return
+    if sp.stat == S_COUNT:
+        res[0] = <double>n
+        return
+    if nan_window:
+        # The forward result is NaN: so is the derivative of every sample.
+        res[0] = NAN
+        res[1] = NAN
+        res[2] = NAN
+        res[3] = NAN
+        return
+    if sp.stat == S_WSUM:
+        for s in range(n):
+            a += Wt[s]
+        res[0] = a
+    elif sp.stat == S_SOFTMAX:
+        m = -INFINITY
+        for s in range(n):
+            e = sp.beta * V[s] if sp.soft else Wt[s]
+            if e > m:
+                m = e
+        for s in range(n):
+            e = exp((sp.beta * V[s] if sp.soft else Wt[s]) - m)
+            a += e
+            b += e * V[s]
+        res[0] = m + log(a)
+        res[1] = b / a
+    elif sp.stat == S_SQUARES:
+        for s in range(n):
+            a += V[s]
+            b += V[s] * V[s]
+        res[0] = a
+        res[1] = b / a if a != 0.0 else 0.0
+    elif sp.stat == S_STOCH:
+        # The forward draw: the first sample whose running sum passes u * total.
+        for s in range(n):
+            a += V[s]
+        if a == 0.0:
+            return
+        thr = u * a
+        run = 0.0
+        sel[0] = F[n - 1]
+        for s in range(n):
+            run += V[s]
+            if run > thr or run == INFINITY:
+                sel[0] = F[s]
+                return
+    elif sp.stat == S_MAXSEL or sp.stat == S_MIXED:
+        m = -INFINITY
+        for s in range(n):
+            if V[s] > m:
+                m = V[s]
+        if sp.stat == S_MIXED and u >= 0.5:
+            res[0] = <double>n
+            return
+        for s in range(n):
+            if V[s] == m:
+                sel[0] = F[s]
+                break
+        if sp.stat == S_MAXSEL:
+            res[0] = <double>n
+    elif sp.stat == S_DPP:
+        mean = 0.0
+        for s in range(n):
+            mean += V[s]
+        mean = mean / n
+        for s in range(n):
+            e = sp.alpha + rho(V[s] - mean, sp)
+            a += e
+            b += e * V[s]
+        out = b / a
+        for s in range(n):
+            c += (V[s] - out) * rho_prime(V[s] - mean, sp)
+        res[0] = a
+        res[1] = mean
+        res[2] = out
+        res[3] = c / n
+
+
+cdef int stats_engine(const Geom* g, const Params* sp, const T* x, const char* wts,
+                      const T* target, int64_t* sel, double* A, double* B, double* C,
+                      double* D, int64_t id0, bint omit, bint has_nd, T nd, T cval,
+                      int nthreads) noexcept nogil:
+    cdef Py_ssize_t total = g.nbatch * g.nrows_out, t, bi, orow, w, n, nrows
+    cdef Py_ssize_t window = g.max_rows * g.k
+    cdef int64_t oo, io, at, os = g.out_stride[g.d]
+    cdef Py_ssize_t wbytes = 4 if sp.weights_f32 else 8
+    cdef Py_ssize_t vb = ((max(window, 1) * 8) + 63) & ~(<Py_ssize_t>63)
+    cdef Py_ssize_t rb = ((max(g.max_rows, 1) * 8) + 63) & ~(<Py_ssize_t>63)
+    cdef Py_ssize_t per_thread = 4 * vb + 4 * rb + 128
+    cdef char* scratch = <char*>aligned_alloc(64, per_thread * nthreads)
+    cdef char* mine
+    cdef double* V
+    cdef double* Wt
+    cdef T* Tv
+    cdef int64_t* F
+    cdef int64_t* roff
+    cdef int64_t* rflat
+    cdef int64_t* rpos
+    cdef char* rcv
+    cdef double* res
+    cdef int64_t* chosen
+    cdef bint saw_nan
+    cdef double u
+    cdef T tv
+    if scratch == NULL:
+        return -1
+    with parallel(num_threads=nthreads):
+        mine = scratch + threadid() * per_thread
+        V = <double*>mine
+        Wt = <double*>(mine + vb)
+        Tv = <T*>(mine + 2 * vb)
+        F = <int64_t*>(mine + 3 * vb)
+        roff = <int64_t*>(mine + 4 * vb)
+        rflat = <int64_t*>(mine + 4 * vb + rb)
+        rpos = <int64_t*>(mine + 4 * vb + 2 * rb)
+        rcv = mine + 4 * vb + 3 * rb
+        res = <double*>(mine + 4 * vb + 4 * rb)
+        chosen = <int64_t*>(mine + 4 * vb + 4 * rb + 64)
+        for t in prange(total, schedule="dynamic"):
+            bi = t // g.nrows_out
+            orow = t - bi * g.nrows_out
+            oo = 0
+            io = 0
+            nrows = collect_rows(g, orow, roff, rflat, rcv, &oo, &io, rpos)
+            for w in range(g.W):
+                saw_nan = False
+                n = collect_samples(g, sp, roff, rflat, rpos, rcv, nrows,
+                                    x + bi * g.in_stride[0],
+                                    (wts + bi * g.in_stride[0] * wbytes
+                                     if wts != NULL else NULL),
+                                    w, V, Wt, Tv, F, omit, has_nd, nd, cval, &saw_nan)
+                at = bi * g.out_stride[0] + oo + w * os
+                tv = target[at] if target != NULL else 0
+                u = 0.0
+                if sp.stat == S_STOCH or sp.stat == S_MIXED:
+                    u = fp_uniform(sp.key, <unsigned long long>(id0 + at))
+                one_window(sp, n, V, Wt, Tv, F, saw_nan and not omit, tv, u, chosen,
+                           res)
+                if sel != NULL:
+                    sel[at] = chosen[0]
+                if A != NULL:
+                    A[at] = res[0]
+                if B != NULL:
+                    B[at] = res[1]
+                if C != NULL:
+                    C[at] = res[2]
+                if D != NULL:
+                    D[at] = res[3]
+    free(scratch)
+    return 0
+
+
+cdef inline void* _ptr(object a):
+    return NULL if a is None else cnp.PyArray_DATA(a)
+
+
+def window_stats(const T[:] dtype_tag, cnp.ndarray x, object weights, object target,
+                 object sel, object a, object b, object c, object d, int64_t id0,
+                 const int64_t[::1] tables, const int64_t[::1] tab_off,
+                 const int64_t[::1] width, const int64_t[::1] out_len,
+                 const int64_t[::1] interior, int stat, double beta=1.0,
+                 double alpha=0.0, double lam=1.0, bint asymmetric=False,
+                 bint soft=False, object key=None, object kernel=None,
+                 bint omit=False, object nodata=None, object cval=0, int nthreads=1):
+    """Per-window statistics of ``x`` (batch, *pooled) for the gradients.
+
+    ``sel`` (int64) and ``a``..``d`` (float64) are output views of one layout
+    (C-contiguous arrays of the result's shape, viewed alike), any of them None;
+    ``target`` (``T``, same layout) holds the values S_LOCATE looks for.  ``id0``:
+    the flat C index of the views' first element in the whole result (the random
+    stream's counter, as the forward kernel counts it).
+    """
+    cdef cnp.ndarray ref = next(v for v in (sel, a, b, c, d) if v is not None)
+    cdef Geom g = make_geom(x, ref, None, tables, tab_off, width, out_len, interior)
+    cdef Params sp
+    cdef const double[::1] kview
+    cdef T nd = nodata if nodata is not None else 0
+    cdef T cv = cval
+    cdef int rc
+    sp.stat = stat
+    sp.beta = beta
+    sp.alpha = alpha
+    sp.lam = lam
+    sp.asymmetric = asymmetric
+    sp.soft = soft
+    sp.key = key if key is not None else 0
+    sp.weights_in = weights is not None
+    sp.weights_f32 = weights is not None and weights.dtype.itemsize == 4
+    sp.kernel = NULL
+    if kernel is not None:
+        kview = kernel
+        sp.kernel = &kview[0]
+    cdef bint has_nd = nodata is not None
+    cdef const char* wp = <const char*>_ptr(weights)
+    cdef const T* tp = <const T*>_ptr(target)
+    cdef int64_t* selp = <int64_t*>_ptr(sel)
+    cdef double* ap = <double*>_ptr(a)
+    cdef double* bp = <double*>_ptr(b)
+    cdef double* cp = <double*>_ptr(c)
+    cdef double* dp = <double*>_ptr(d)
+    with nogil:
+        rc = stats_engine(&g, &sp, <const T*>cnp.PyArray_DATA(x), wp, tp, selp, ap,
+                          bp, cp, dp, id0, omit, has_nd, nd, cv, nthreads)
+    if rc:
+        raise MemoryError("fastpool: no memory for the per-thread buffers")
+
+
+# --------------------------------------------------------------------------- gather
+
+cdef struct Lists:
+    # Per pooled axis a: for input index i, the pairs (window o, tap k) that read
+    # it are entries ptr[i] .. ptr[i+1] - 1 of (eo, ek, ef); ef marks the first
+    # pair of each window (a selected cell counts once per window).
+    const int64_t* ptr
+    const int64_t* ptr_off
+    const int64_t* eo
+    const int64_t* ek
+    const int64_t* ef
+    const int64_t* ent_off
+
+
+cdef struct Arrays:
+    int64_t d, nbatch
+    int64_t n[MAX_DIMS]         # input length of each pooled axis ([0]: batch)
+    int64_t xs[MAX_DIMS]        # element strides of x, dx, weights, window arrays
+    int64_t dxs[MAX_DIMS]
+    int64_t ws[MAX_DIMS]
+    int64_t os[MAX_DIMS]
+    int64_t tapstride[MAX_DIMS]
+    int64_t maxlist             # the longest product list over the first d-1 axes
+    int64_t chunk               # cells of the last axis per task
+
+
+cdef inline double cell_term(const Params* sp, double x, double wv, double go,
+                             const double* B, const double* C, const double* D,
+                             int64_t off) noexcept nogil:
+    """One window's contribution to a cell of value ``x`` (weight or logit ``wv``)
+    for the non-linear kinds."""
+    cdef double dlt
+    if sp.kind == K_AFFINE:
+        return go * (2.0 * x - B[off])
+    if sp.kind == K_EXP:
+        if sp.beta != 0.0:
+            return go * exp(wv - B[off]) * (1.0 + sp.beta * (x - C[off]))
+        return go * exp(wv - B[off])
+    dlt = x - B[off]
+    return go * (sp.alpha + rho(dlt, sp) + (x - C[off]) * rho_prime(dlt, sp) - D[off])
+
+
+cdef int gather_engine(const Arrays* ar, const Lists* L, const Params* sp, const T* x,
+                       const char* wts, char* dx, bint dx_f32, const double* G,
+                       const double* H, const int64_t* sel, const double* B,
+                       const double* C, const double* D, bint omit, bint has_nd, T nd,
+                       int nthreads) noexcept nogil:
+    cdef int64_t d = ar.d, last = ar.d, nl = ar.n[ar.d]
+    cdef int64_t nrows = 1, nchunks, total, t, bi, r, rest, ch, c0, c1, c, a
+    cdef int64_t xo, dxo, wo, rflat, e, q, nq, off, flat, ol, kl, base_o
+    cdef int64_t idx[MAX_DIMS]
+    cdef int64_t pos[MAX_DIMS]
+    cdef int64_t qo, qk, qf
+    cdef double acc, accs, xv, wv, cf, go
+    cdef bint missing, empty
+    cdef const int64_t* lp
+    cdef Py_ssize_t qb = ((ar.maxlist * 8) + 63) & ~(<Py_ssize_t>63)
+    cdef Py_ssize_t per_thread = 3 * qb
+    cdef char* scratch
+    cdef int64_t* QO
+    cdef int64_t* QK
+    cdef int64_t* QF
+    cdef int64_t wbytes = 4 if sp.weights_f32 else 8
+    for a in range(1, d):
+        nrows *= ar.n[a]
+    nchunks = (nl + ar.chunk - 1) // ar.chunk
+    total = ar.nbatch * nrows * nchunks
+    scratch = <char*>aligned_alloc(64, per_thread * nthreads)
+    if scratch == NULL:
+        return -1
+    with parallel(num_threads=nthreads):
+        QO = <int64_t*>(scratch + threadid() * per_thread)
+        QK = <int64_t*>(scratch + threadid() * per_thread + qb)
+        QF = <int64_t*>(scratch + threadid() * per_thread + 2 * qb)
+        for t in prange(total, schedule="static"):
+            bi = t // (nrows * nchunks)
+            rest = t - bi * nrows * nchunks
+            r = rest // nchunks
+            ch = rest - r * nchunks
+            c0 = ch * ar.chunk
+            c1 = min(c0 + ar.chunk, nl)
+            # The input row: indices on the first d-1 pooled axes.
+            xo = bi * ar.xs[0]
+            dxo = bi * ar.dxs[0]
+            wo = bi * ar.ws[0]
+            rflat = 0
+            rest = r
+            for a in range(d - 1, 0, -1):
+                idx[a] = rest % ar.n[a]
+                rest = rest // ar.n[a]
+            empty = False
+            for a in range(1, d):
+                xo = xo + idx[a] * ar.xs[a]
+                dxo = dxo + idx[a] * ar.dxs[a]
+                wo = wo + idx[a] * ar.ws[a]
+                rflat = rflat * ar.n[a] + idx[a]
+                lp = L.ptr + L.ptr_off[a - 1]
+                if lp[idx[a] + 1] == lp[idx[a]]:
+                    empty = True
+            # The windows that read this row: the product of the axes' lists.
+            nq = 0
+            if not empty:
+                for a in range(1, d):
+                    lp = L.ptr + L.ptr_off[a - 1]
+                    pos[a] = lp[idx[a]]
+                while True:
+                    qo = bi * ar.os[0]
+                    qk = 0
+                    qf = 1
+                    for a in range(1, d):
+                        e = L.ent_off[a - 1] + pos[a]
+                        qo = qo + L.eo[e] * ar.os[a]
+                        qk = qk + L.ek[e] * ar.tapstride[a]
+                        qf = qf & L.ef[e]
+                    QO[nq] = qo
+                    QK[nq] = qk
+                    QF[nq] = qf
+                    nq = nq + 1
+                    a = d - 1
+                    while a >= 1:
+                        lp = L.ptr + L.ptr_off[a - 1]
+                        pos[a] = pos[a] + 1
+                        if pos[a] < lp[idx[a] + 1]:
+                            break
+                        pos[a] = lp[idx[a]]
+                        a = a - 1
+                    if a < 1:
+                        break
+            lp = L.ptr + L.ptr_off[d - 1]
+            for c in range(c0, c1):
+                xv = <double>x[xo + c * ar.xs[last]]
+                missing = (has_nd and x[xo + c * ar.xs[last]] == nd) or (omit and xv != xv)
+                acc = 0.0
+                accs = 0.0
+                wv = 0.0
+                if wts != NULL:
+                    wv = ((<const float*>wts)[wo + c * ar.ws[last]] if sp.weights_f32
+                          else (<const double*>wts)[wo + c * ar.ws[last]])
+                if sp.kind == K_EXP and sp.soft:
+                    wv = sp.beta * xv
+                if not missing:
+                    flat = rflat * nl + c
+                    for e in range(lp[c], lp[c + 1]):
+                        ol = L.eo[L.ent_off[d - 1] + e] * ar.os[last]
+                        kl = L.ek[L.ent_off[d - 1] + e]
+                        for q in range(nq):
+                            off = QO[q] + ol
+                            if G != NULL:
+                                go = G[off]
+                                if sp.kind == K_LINEAR:
+                                    if sp.kernel != NULL:
+                                        go = go * sp.kernel[QK[q] + kl]
+                                    acc = acc + go
+                                else:
+                                    acc = acc + cell_term(sp, xv, wv, go, B, C, D, off)
+                            if (H != NULL and QF[q] and L.ef[L.ent_off[d - 1] + e]
+                                    and sel[off] == flat):
+                                accs = accs + H[off]
+                    if sp.kind == K_LINEAR:
+                        if sp.cell == C_WEIGHT:
+                            cf = wv
+                        elif sp.cell == C_POWER:
+                            cf = signed_pow(xv, sp.p1, sp.neg_p1)
+                        else:
+                            cf = 1.0
+                        if acc != 0.0:
+                            acc = acc * cf
+                acc = acc + accs
+                if dx_f32:
+                    (<float*>dx)[dxo + c * ar.dxs[last]] = <float>acc
+                else:
+                    (<double*>dx)[dxo + c * ar.dxs[last]] = acc
+    free(scratch)
+    return 0
+
+
+def gather(const T[:] dtype_tag, cnp.ndarray x, object weights, cnp.ndarray dx,
+           object g_lin, object g_sel, object sel, object b, object c, object d,
+           const int64_t[::1] ptr, const int64_t[::1] ptr_off, const int64_t[::1] eo,
+           const int64_t[::1] ek, const int64_t[::1] ef, const int64_t[::1] ent_off,
+           const int64_t[::1] widths, int64_t maxlist, int kind, int cell=C_ONE,
+           double beta=0.0, double alpha=0.0, double lam=1.0, double p1=0.0,
+           double neg_p1=0.0, bint asymmetric=False, bint soft=False,
+           object kernel=None, bint omit=False, object nodata=None, int nthreads=1):
+    """``dx`` (batch, *pooled; float32 or float64) from the window arrays.
+
+    ``g_lin``: per-window factors of the kind's term (None: no such term);
+    ``g_sel``: per-window gradients sent to the cell ``sel`` names (None: none);
+    ``b``..``d``: the kind's per-window statistics.  All window arrays are
+    float64/int64 views of one layout; ``x`` and ``weights`` share one layout.
+    """
+    cdef Arrays ar
+    cdef Lists L
+    cdef Params sp
+    cdef const double[::1] kview
+    cdef cnp.ndarray ref = next(v for v in (g_lin, g_sel, sel, b, c, d) if v is not None)
+    cdef Py_ssize_t a
+    cdef int64_t span = 1
+    cdef T nd = nodata if nodata is not None else 0
+    cdef int rc
+    ar.d = x.ndim - 1
+    ar.nbatch = x.shape[0]
+    for a in range(x.ndim):
+        ar.n[a] = x.shape[a]
+        ar.xs[a] = x.strides[a] // x.itemsize
+        ar.dxs[a] = dx.strides[a] // dx.itemsize
+        ar.ws[a] = weights.strides[a] // weights.itemsize if weights is not None else 0
+        ar.os[a] = ref.strides[a] // ref.itemsize
+    for a in range(ar.d, 0, -1):
+        ar.tapstride[a] = span
+        span *= widths[a - 1]
+    ar.maxlist = max(maxlist, 1)
+    ar.chunk = 4096
+    L.ptr = &ptr[0]
+    L.ptr_off = &ptr_off[0]
+    L.eo = &eo[0] if eo.shape[0] else NULL
+    L.ek = &ek[0] if ek.shape[0] else NULL
+    L.ef = &ef[0] if ef.shape[0] else NULL
+    L.ent_off = &ent_off[0]
+    sp.kind = kind
+    sp.cell = cell
+    sp.beta = beta
+    sp.alpha = alpha
+    sp.lam = lam
+    sp.p1 = p1
+    sp.neg_p1 = neg_p1
+    sp.asymmetric = asymmetric
+    sp.soft = soft
+    sp.weights_in = weights is not None
+    sp.weights_f32 = weights is not None and weights.dtype.itemsize == 4
+    sp.kernel = NULL
+    if kernel is not None:
+        kview = kernel
+        sp.kernel = &kview[0]
+    cdef bint dx_f32 = dx.dtype.itemsize == 4, has_nd = nodata is not None
+    cdef const char* wp = <const char*>_ptr(weights)
+    cdef const double* gl = <const double*>_ptr(g_lin)
+    cdef const double* gs = <const double*>_ptr(g_sel)
+    cdef const int64_t* sp_sel = <const int64_t*>_ptr(sel)
+    cdef const double* bp = <const double*>_ptr(b)
+    cdef const double* cp = <const double*>_ptr(c)
+    cdef const double* dp = <const double*>_ptr(d)
+    with nogil:
+        rc = gather_engine(&ar, &L, &sp, <const T*>cnp.PyArray_DATA(x), wp,
+                           <char*>cnp.PyArray_DATA(dx), dx_f32, gl, gs, sp_sel, bp, cp,
+                           dp, omit, has_nd, nd, nthreads)
+    if rc:
+        raise MemoryError("fastpool: no memory for the per-thread buffers")
