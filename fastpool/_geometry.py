@@ -305,3 +305,16 @@ def reading_lists(windows):
     for part in result[:-1]:
         part.flags.writeable = False
     return result
+
+
+@functools.lru_cache(maxsize=256)
+def read_once(windows):
+    """``(disjoint, covering)``: whether no input element is read by two samples
+    of the windows (on every axis, at most one (window, tap) pair reads each
+    index), and whether every element is read at all."""
+    disjoint = covering = True
+    for w in windows:
+        reads = np.bincount(w.table[w.table >= 0], minlength=w.n)
+        disjoint = disjoint and bool((reads <= 1).all())
+        covering = covering and bool((reads >= 1).all())
+    return disjoint, covering

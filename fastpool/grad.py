@@ -30,13 +30,16 @@ import numpy as np
 
 from . import _beyond, _order, _pool, _weighted
 from . import _support as S
-from ._geometry import reading_lists
+from ._geometry import read_once, reading_lists
 from ._kernels import gradients as _kernel
-from ._pool import _Call, _check_divisor, extremum_run
+from ._pool import _Call, _check_divisor
 
 _STAT = _kernel.Stat
 _KIND = _kernel.Kind
 _CELL = _kernel.Cell
+
+# Windows of up to this many samples find their selected sample by value.
+_FIND_BY_VALUE = 64
 
 _SHARED = ("size", "stride", "padding", "dilation", "ceil_mode", "mode", "cval",
            "nan_policy", "nodata", "axes", "workers")
@@ -75,10 +78,7 @@ class _Backward:
         order = [n for n in ("sel", "a", "b", "c", "d") if n in arrays]
         extra = [self.weights] if self.weights is not None else []
         if target is not None:
-            target = np.ascontiguousarray(target)
-            if target.dtype == np.bool_:
-                target = target.view(np.uint8)
-            target = target.astype(call.x.dtype, copy=False)
+            target = _as_kernel_dtype(target, call.x.dtype)
             extra.append(target)
         base = arrays[order[0]]
         origin = base.__array_interface__["data"][0]
@@ -108,26 +108,39 @@ class _Backward:
             shape[a] = 1
         return np.broadcast_to(count, call.out_shape)
 
-    def gather(self, kind, g_lin=None, g_sel=None, sel=None, b=None, c=None, d=None,
-               cell=_CELL.C_ONE, kernel=None, use_weights=False, **params):
+    def gather(self, kind, g_lin=None, g_sel=None, sel=None, target=None, b=None,
+               c=None, d=None, cell=_CELL.C_ONE, kernel=None, use_weights=False,
+               **params):
         """The gradient with respect to the input (see the kernel's ``gather``)."""
         call = self.call
         dx = np.empty_like(call.x, dtype=self.dtype)
-        window = [np.ascontiguousarray(a, dtype=np.int64 if a is sel else np.float64)
-                  if a is not None else None for a in (g_lin, g_sel, sel, b, c, d)]
+        if target is not None:
+            target = _as_kernel_dtype(target, call.x.dtype)
+        window = [None if a is None else a if a is target else
+                  np.ascontiguousarray(a, dtype=np.int64 if a is sel else np.float64)
+                  for a in (g_lin, g_sel, sel, target, b, c, d)]
         present = [a for a in window if a is not None]
         weights = self.weights if use_weights else None
         lists = reading_lists(call.windows)
+        tables, tab_off = call.geometry_args[:2]
         front = [dx] + ([weights] if weights is not None else [])
         for views in call.views(*front, *present):
             xv, dxv = views[0], views[1]
             wv = views[2] if weights is not None else None
             it = iter(views[len(front) + 1:])
             wins = [next(it) if a is not None else None for a in window]
-            _kernel.gather(call.tag, xv, wv, dxv, *wins, *lists, kind, cell=cell,
-                           kernel=kernel, omit=call.omit, nodata=call.nodata,
-                           nthreads=call.nthreads, **params)
+            _kernel.gather(call.tag, xv, wv, dxv, *wins, *lists, tables, tab_off, kind,
+                           cell=cell, kernel=kernel, omit=call.omit, nodata=call.nodata,
+                           cval=call.cval, nthreads=call.nthreads, **params)
         return self.finish(dx)
+
+    def selected(self, values):
+        """How the gather finds each window's selected sample (the first valid
+        one equal to ``values``): by value in small windows; in large ones (where
+        ties would make that quadratic) by its index, located once per window."""
+        if math.prod(w.width for w in self.call.windows) <= _FIND_BY_VALUE:
+            return dict(target=values)
+        return dict(sel=self.stats(_STAT.S_LOCATE, ("sel",), target=values)["sel"])
 
     def finish(self, dx):
         if self.output is None:
@@ -138,6 +151,14 @@ class _Backward:
                             f"got {result.dtype}")
         np.copyto(result, dx, casting="unsafe")
         return result
+
+
+def _as_kernel_dtype(values, dtype):
+    """Forward results as the kernels' input dtype (C-contiguous; bool as uint8)."""
+    values = np.ascontiguousarray(values)
+    if values.dtype == np.bool_:
+        values = values.view(np.uint8)
+    return values.astype(dtype, copy=False)
 
 
 def grad_output_array(grad_output, shape):
@@ -165,15 +186,11 @@ def _negative_factor(p):
     return math.nan
 
 
-def _selection(bw, is_min, values=None):
-    """The flat input index of each window's max (or min), first in C order."""
-    call = bw.call
-    if call.params.mode != "constant":
-        return extremum_run(call, is_min, None, True)[1]
-    # A winning cval sample is no input element: find the sample itself.
-    if values is None:
-        values = extremum_run(call, is_min, None, False)
-    return bw.stats(_STAT.S_LOCATE, ("sel",), target=values)["sel"]
+def _selection(bw, is_min):
+    """The flat input index of each window's max (or min): the first in C order,
+    the first NaN where one propagates; -1 where a cval sample wins."""
+    stat = _STAT.S_ARGMIN if is_min else _STAT.S_ARGMAX
+    return dict(sel=bw.stats(stat, ("sel",))["sel"])
 
 
 # --------------------------------------------------------------------------- methods
@@ -186,18 +203,47 @@ def _geometry(kw):
 def _extremum(is_min):
     def backward(grad_output, input, output=None, return_indices=False, **kw):
         bw = _Backward(grad_output, input, output=output, **kw)
-        return bw.gather(_KIND.K_LINEAR, g_sel=bw.g, sel=_selection(bw, is_min))
+        dx = _disjoint(bw, is_min=is_min)
+        if dx is not None:
+            return dx
+        return bw.gather(_KIND.K_LINEAR, g_sel=bw.g, **_selection(bw, is_min))
     return backward
+
+
+def _disjoint(bw, factors=None, is_min=False):
+    """Where no two windows share an element (blocks: stride >= size), each
+    window writes its own elements in one pass: ``factors`` (a mean's share) to
+    all of them, or without, max (min) pooling's gradient.  None where that
+    does not hold (and with nodata, or missing values for ``factors``)."""
+    call = bw.call
+    disjoint, covering = read_once(call.windows)
+    if not disjoint or call.nodata is not None or (factors is not None and call.omit):
+        return None
+    dx = (np.empty_like if covering else np.zeros_like)(call.x, dtype=bw.dtype)
+    if dx.strides != tuple(s // call.x.itemsize * dx.itemsize for s in call.x.strides):
+        return None
+    linear = factors is not None
+    g = np.ascontiguousarray(factors, dtype=np.float64) if linear else bw.g
+    for xv, dxv, gv in call.views(dx, g):
+        _kernel.disjoint(call.tag, xv, dxv, gv, *call.geometry_args, linear, is_min,
+                         omit=call.omit, cval=call.cval, nthreads=call.nthreads)
+    return bw.finish(dx)
 
 
 def _mean(average):
     def backward(grad_output, input, output=None, divisor=None, **kw):
         bw = _Backward(grad_output, input, output=output, **kw)
-        if not average:
-            return bw.gather(_KIND.K_LINEAR, g_lin=bw.g)
-        divisor = _check_divisor(divisor)
-        count = divisor if divisor else bw.counts()
-        return bw.gather(_KIND.K_LINEAR, g_lin=_divide(bw.g, count))
+        factors = bw.g
+        if average:
+            divisor = _check_divisor(divisor)
+            count = divisor if divisor else bw.counts()
+            missing = bw.call.omit or bw.call.nodata is not None
+            # Without missing values every window holds a sample.
+            factors = _divide(bw.g, count) if missing else bw.g / count
+        dx = _disjoint(bw, factors)
+        if dx is not None:
+            return dx
+        return bw.gather(_KIND.K_LINEAR, g_lin=factors)
     return backward
 
 
@@ -207,8 +253,7 @@ def _order_statistic(forward):
                if v is not None}
         values = forward(input, **own, **kw)
         bw = _Backward(grad_output, input, output=output, **kw)
-        sel = bw.stats(_STAT.S_LOCATE, ("sel",), target=values)["sel"]
-        return bw.gather(_KIND.K_LINEAR, g_sel=bw.g, sel=sel)
+        return bw.gather(_KIND.K_LINEAR, g_sel=bw.g, **bw.selected(values))
     return backward
 
 
@@ -340,7 +385,7 @@ def _catavgmax_backward(grad_output, input, size, axis=None, output=None, **kw):
         g_avg, g_max = np.split(g, 2, axis=axis)
     bw = _Backward(g_avg, input, size=size, output=output, **kw)
     return bw.gather(_KIND.K_LINEAR, g_lin=_divide(bw.g, bw.counts()),
-                     g_sel=np.ascontiguousarray(g_max), sel=_selection(bw, False))
+                     g_sel=np.ascontiguousarray(g_max), **_selection(bw, False))
 
 
 def _dpp_backward(grad_output, input, size, alpha=1.0, lam=1.0, asymmetric=False,

@@ -18,14 +18,14 @@ Two kernels over the shared geometry:
 
 from cython.parallel cimport parallel, prange, threadid
 from libc.stdlib cimport free
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.math cimport NAN, INFINITY, sqrt, exp, log, pow
 
 cimport numpy as cnp
 import numpy as np
 
 from ._common cimport (EXCLUDED, MAX_DIMS, aligned_alloc, Geom, T, collect_rows,
-                       fp_uniform, make_geom)
+                       fp_uniform, make_geom, select)
 
 cnp.import_array()
 
@@ -41,6 +41,8 @@ cpdef enum Stat:
     S_MAXSEL = 6   # sel: the first valid maximum; a: the valid count (NaN: NaN)
     S_MIXED = 7    # max chosen: sel as S_MAXSEL, a = 0; mean chosen: sel -1, a = count
     S_DPP = 8      # a: weight sum, b: mean, c: result, d: K (see dpp_factor)
+    S_ARGMAX = 9   # sel: the first maximum (max_pool's rule: the first NaN under
+    S_ARGMIN = 10  # 'propagate'), or minimum
 
 
 cpdef enum Kind:
@@ -159,6 +161,7 @@ cdef void one_window(const Params* sp, Py_ssize_t n, const double* V, const doub
     cdef Py_ssize_t s
     cdef double a = 0.0, b = 0.0, c = 0.0, m, e, run, thr, mean, out
     cdef bint target_nan
+    cdef T best
     sel[0] = -1
     res[0] = 0.0
     res[1] = 0.0
@@ -173,6 +176,16 @@ cdef void one_window(const Params* sp, Py_ssize_t n, const double* V, const doub
         return
     if sp.stat == S_COUNT:
         res[0] = <double>n
+        return
+    if sp.stat == S_ARGMAX or sp.stat == S_ARGMIN:
+        if n == 0:
+            return
+        best = Tv[0]
+        sel[0] = F[0]
+        for s in range(1, n):
+            if replaces(Tv[s], best, sp.stat == S_ARGMIN, False):
+                best = Tv[s]
+                sel[0] = F[s]
         return
     if nan_window:
         # The forward result is NaN: so is the derivative of every sample.
@@ -249,6 +262,16 @@ cdef void one_window(const Params* sp, Py_ssize_t n, const double* V, const doub
         res[3] = c / n
 
 
+cdef inline bint replaces(T v, T best, bint is_min, bint omit) noexcept nogil:
+    """Whether sample ``v`` takes the running extremum ``best`` from an earlier
+    one: strictly better, or the first NaN (under 'omit', the first number)."""
+    if T is float or T is double:
+        if omit:
+            return (v < best if is_min else v > best) | ((best != best) & (v == v))
+        return (v < best if is_min else v > best) | ((v != v) & (best == best))
+    return v < best if is_min else v > best
+
+
 cdef int stats_engine(const Geom* g, const Params* sp, const T* x, const char* wts,
                       const T* target, int64_t* sel, double* A, double* B, double* C,
                       double* D, int64_t id0, bint omit, bint has_nd, T nd, T cval,
@@ -259,8 +282,13 @@ cdef int stats_engine(const Geom* g, const Params* sp, const T* x, const char* w
     cdef Py_ssize_t wbytes = 4 if sp.weights_f32 else 8
     cdef Py_ssize_t vb = ((max(window, 1) * 8) + 63) & ~(<Py_ssize_t>63)
     cdef Py_ssize_t rb = ((max(g.max_rows, 1) * 8) + 63) & ~(<Py_ssize_t>63)
-    cdef Py_ssize_t per_thread = 4 * vb + 4 * rb + 128
+    cdef Py_ssize_t per_thread = 4 * vb + 4 * rb + 128 + 64 * 16
     cdef char* scratch = <char*>aligned_alloc(64, per_thread * nthreads)
+    cdef bint extremum = sp.stat == S_ARGMAX or sp.stat == S_ARGMIN
+    cdef Py_ssize_t lo, hi, nl, i
+    cdef T* LM
+    cdef int32_t* LT
+    cdef Py_ssize_t r
     cdef char* mine
     cdef double* V
     cdef double* Wt
@@ -289,13 +317,36 @@ cdef int stats_engine(const Geom* g, const Params* sp, const T* x, const char* w
         rcv = mine + 4 * vb + 3 * rb
         res = <double*>(mine + 4 * vb + 4 * rb)
         chosen = <int64_t*>(mine + 4 * vb + 4 * rb + 64)
+        LM = <T*>(mine + 4 * vb + 4 * rb + 128)
+        LT = <int32_t*>(mine + 4 * vb + 4 * rb + 128 + 64 * 8)
         for t in prange(total, schedule="dynamic"):
             bi = t // g.nrows_out
             orow = t - bi * g.nrows_out
             oo = 0
             io = 0
             nrows = collect_rows(g, orow, roff, rflat, rcv, &oo, &io, rpos)
+            lo = 0
+            hi = 0
+            if extremum and not has_nd and nrows == g.max_rows:
+                lo = g.lo
+                hi = g.hi
+                for w in range(nrows):
+                    if rcv[w]:
+                        hi = lo
+                w = lo
+                while w < hi:
+                    nl = min(<Py_ssize_t>64, hi - w)
+                    first_extremum_taps(g, x + bi * g.in_stride[0], roff, nrows, w,
+                                        nl, sp.stat == S_ARGMIN, omit, LM, LT)
+                    for i in range(nl):
+                        r = LT[i] // g.k
+                        sel[bi * g.out_stride[0] + oo + (w + i) * os] = (
+                            rflat[r] * g.in_len[g.d]
+                            + (w + i) * g.s - g.p + (LT[i] - r * g.k) * g.dil)
+                    w = w + nl
             for w in range(g.W):
+                if lo <= w < hi:
+                    continue
                 saw_nan = False
                 n = collect_samples(g, sp, roff, rflat, rpos, rcv, nrows,
                                     x + bi * g.in_stride[0],
@@ -380,16 +431,24 @@ def window_stats(const T[:] dtype_tag, cnp.ndarray x, object weights, object tar
 
 # --------------------------------------------------------------------------- gather
 
+ctypedef fused F:
+    float
+    double
+
+
 cdef struct Lists:
     # Per pooled axis a: for input index i, the pairs (window o, tap k) that read
     # it are entries ptr[i] .. ptr[i+1] - 1 of (eo, ek, ef); ef marks the first
-    # pair of each window (a selected cell counts once per window).
+    # pair of each window (a selected cell counts once per window).  The sample
+    # tables of the geometry (fastpool._geometry) walk a window's taps.
     const int64_t* ptr
     const int64_t* ptr_off
     const int64_t* eo
     const int64_t* ek
     const int64_t* ef
     const int64_t* ent_off
+    const int64_t* tables
+    const int64_t* tab_off
 
 
 cdef struct Arrays:
@@ -399,6 +458,7 @@ cdef struct Arrays:
     int64_t dxs[MAX_DIMS]
     int64_t ws[MAX_DIMS]
     int64_t os[MAX_DIMS]
+    int64_t width[MAX_DIMS]     # window taps per pooled axis ([1..d])
     int64_t tapstride[MAX_DIMS]
     int64_t maxlist             # the longest product list over the first d-1 axes
     int64_t chunk               # cells of the last axis per task
@@ -420,26 +480,180 @@ cdef inline double cell_term(const Params* sp, double x, double wv, double go,
     return go * (sp.alpha + rho(dlt, sp) + (x - C[off]) * rho_prime(dlt, sp) - D[off])
 
 
+cdef inline bint same_value(T v, T t) noexcept nogil:
+    """Equal, or both NaN (a NaN result is the window's first NaN)."""
+    return v == t or (v != v and t != t)
+
+
+cdef bint earlier_equal(const Arrays* ar, const Lists* L, const T* xb,
+                        const int64_t* oa, const int64_t* ka, T t, bint omit,
+                        bint has_nd, T nd, T cval) noexcept nogil:
+    """Whether a valid sample before tap ``ka`` (C order) of the window ``oa``
+    equals ``t``: then that sample, not the one at ``ka``, is the selected one."""
+    cdef int64_t j[MAX_DIMS]
+    cdef int64_t d = ar.d, a, e, off
+    cdef bint cv, skip, at_end
+    cdef T v
+    for a in range(d):
+        j[a] = 0
+    while True:
+        at_end = True
+        for a in range(d):
+            if j[a] != ka[a]:
+                at_end = False
+                break
+        if at_end:
+            return False
+        off = 0
+        cv = False
+        skip = False
+        for a in range(d):
+            e = L.tables[L.tab_off[a] + oa[a] * ar.width[a + 1] + j[a]]
+            if e == EXCLUDED:
+                skip = True
+                break
+            if e < EXCLUDED:
+                cv = True
+                e = -2 - e
+            off += e * ar.xs[a + 1]
+        if not skip:
+            v = cval if cv else xb[off]
+            if not ((has_nd and v == nd) or (omit and v != v)) and same_value(v, t):
+                return True
+        a = d - 1
+        while a >= 0:
+            j[a] += 1
+            if j[a] < ar.width[a + 1]:
+                break
+            j[a] = 0
+            a -= 1
+
+
+cdef void gather_row(const Arrays* ar, const Lists* L, const Params* sp, const T* xb,
+                     const T* xr, const char* wr, F* dxr, const double* G,
+                     const double* H, const int64_t* sel, const T* tgt,
+                     const double* B, const double* C, const double* D,
+                     const int64_t* QO, const int64_t* QK, const int64_t* QF,
+                     const int64_t* QA, Py_ssize_t nq, int64_t rflat, int64_t c0,
+                     int64_t c1, bint omit, bint has_nd, T nd, T cval,
+                     int64_t* oa, int64_t* ka) noexcept nogil:
+    """Cells ``[c0, c1)`` of one input row (``xr``, ``dxr``, ``wr`` point at the
+    row; window arrays at the batch item).  ``QO/QK/QF/QA``: the ``nq`` windows
+    of the first d-1 axes reading the row (offset, flat tap, first flag, and the
+    per-axis window and tap indices)."""
+    # Everything the loop reads, as locals: through the structs every load
+    # would repeat after each store to dx (the pointers may alias).
+    cdef int64_t d = ar.d, nr = ar.d - 1
+    cdef int64_t osl = ar.os[d], xsl = ar.xs[d], dxsl = ar.dxs[d], wsl = ar.ws[d]
+    cdef int64_t nl = ar.n[d]
+    cdef const int64_t* lp = L.ptr + L.ptr_off[d - 1]
+    cdef const int64_t* eoL = L.eo + L.ent_off[d - 1]
+    cdef const int64_t* ekL = L.ek + L.ent_off[d - 1]
+    cdef const int64_t* efL = L.ef + L.ent_off[d - 1]
+    cdef int kind = sp.kind, cellk = sp.cell
+    cdef const double* kern = sp.kernel
+    cdef bint linear = kind == K_LINEAR, soft = sp.soft and kind == K_EXP
+    cdef bint need_x = omit or has_nd or not linear or cellk == C_POWER or tgt != NULL
+    cdef bint wf32 = sp.weights_f32
+    cdef double beta = sp.beta, p1 = sp.p1, neg_p1 = sp.neg_p1
+    cdef int64_t c, e, q, off, ol, kl, fl, flat, a, e0, e1
+    cdef double acc, accs, xv = 0.0, wv = 0.0, cf
+    cdef T tv = 0
+    for c in range(c0, c1):
+        acc = 0.0
+        accs = 0.0
+        if need_x:
+            tv = xr[c * xsl]
+            xv = <double>tv
+            if (has_nd and tv == nd) or (omit and tv != tv):
+                dxr[c * dxsl] = 0
+                continue
+        if wr != NULL:
+            wv = ((<const float*>wr)[c * wsl] if wf32
+                  else (<const double*>wr)[c * wsl])
+        if soft:
+            wv = beta * xv
+        e0 = lp[c]
+        e1 = lp[c + 1]
+        if linear and H == NULL and kern == NULL:
+            # avg, sum, weighted, Lp: the plain sum of the windows' factors
+            for e in range(e0, e1):
+                ol = eoL[e] * osl
+                for q in range(nq):
+                    acc += G[QO[q] + ol]
+        elif G == NULL and sel != NULL:
+            # max and the other selections by index: one comparison per window
+            flat = rflat * nl + c
+            for e in range(e0, e1):
+                if not efL[e]:
+                    continue
+                ol = eoL[e] * osl
+                for q in range(nq):
+                    off = QO[q] + ol
+                    if QF[q] and sel[off] == flat:
+                        accs += H[off]
+        else:
+            flat = rflat * nl + c
+            for e in range(e0, e1):
+                ol = eoL[e] * osl
+                kl = ekL[e]
+                fl = efL[e]
+                for q in range(nq):
+                    off = QO[q] + ol
+                    if G != NULL:
+                        if not linear:
+                            acc += cell_term(sp, xv, wv, G[off], B, C, D, off)
+                        elif kern != NULL:
+                            acc += G[off] * kern[QK[q] + kl]
+                        else:
+                            acc += G[off]
+                    if H == NULL:
+                        continue
+                    if sel != NULL:
+                        if QF[q] and fl and sel[off] == flat:
+                            accs += H[off]
+                    elif same_value(tv, tgt[off]):
+                        for a in range(nr):
+                            oa[a] = QA[q * 2 * nr + a]
+                            ka[a] = QA[q * 2 * nr + nr + a]
+                        oa[nr] = eoL[e]
+                        ka[nr] = kl
+                        if not earlier_equal(ar, L, xb, oa, ka, tgt[off], omit,
+                                             has_nd, nd, cval):
+                            accs += H[off]
+        if linear and acc != 0.0 and cellk != C_ONE:
+            if cellk == C_WEIGHT:
+                cf = wv
+            else:
+                cf = signed_pow(xv, p1, neg_p1)
+            acc = acc * cf
+        dxr[c * dxsl] = <F>(acc + accs)
+
+
 cdef int gather_engine(const Arrays* ar, const Lists* L, const Params* sp, const T* x,
-                       const char* wts, char* dx, bint dx_f32, const double* G,
-                       const double* H, const int64_t* sel, const double* B,
+                       const char* wts, F* dx, const double* G, const double* H,
+                       const int64_t* sel, const T* tgt, const double* B,
                        const double* C, const double* D, bint omit, bint has_nd, T nd,
-                       int nthreads) noexcept nogil:
-    cdef int64_t d = ar.d, last = ar.d, nl = ar.n[ar.d]
-    cdef int64_t nrows = 1, nchunks, total, t, bi, r, rest, ch, c0, c1, c, a
-    cdef int64_t xo, dxo, wo, rflat, e, q, nq, off, flat, ol, kl, base_o
+                       T cval, int nthreads) noexcept nogil:
+    cdef int64_t d = ar.d, nr = ar.d - 1, nl = ar.n[ar.d]
+    cdef int64_t nrows = 1, nchunks, total, t, bi, r, rest, ch, c0, c1, a
+    cdef int64_t xo, dxo, wo, ob, rflat, e, nq
     cdef int64_t idx[MAX_DIMS]
     cdef int64_t pos[MAX_DIMS]
     cdef int64_t qo, qk, qf
-    cdef double acc, accs, xv, wv, cf, go
-    cdef bint missing, empty
+    cdef bint empty
     cdef const int64_t* lp
     cdef Py_ssize_t qb = ((ar.maxlist * 8) + 63) & ~(<Py_ssize_t>63)
-    cdef Py_ssize_t per_thread = 3 * qb
+    cdef Py_ssize_t qab = ((ar.maxlist * 16 * max(nr, 1)) + 63) & ~(<Py_ssize_t>63)
+    cdef Py_ssize_t per_thread = 3 * qb + qab + 2 * MAX_DIMS * 8
     cdef char* scratch
+    cdef char* mine
     cdef int64_t* QO
     cdef int64_t* QK
     cdef int64_t* QF
+    cdef int64_t* QA
+    cdef int64_t* oa
+    cdef int64_t* ka
     cdef int64_t wbytes = 4 if sp.weights_f32 else 8
     for a in range(1, d):
         nrows *= ar.n[a]
@@ -449,9 +663,13 @@ cdef int gather_engine(const Arrays* ar, const Lists* L, const Params* sp, const
     if scratch == NULL:
         return -1
     with parallel(num_threads=nthreads):
-        QO = <int64_t*>(scratch + threadid() * per_thread)
-        QK = <int64_t*>(scratch + threadid() * per_thread + qb)
-        QF = <int64_t*>(scratch + threadid() * per_thread + 2 * qb)
+        mine = scratch + threadid() * per_thread
+        QO = <int64_t*>mine
+        QK = <int64_t*>(mine + qb)
+        QF = <int64_t*>(mine + 2 * qb)
+        QA = <int64_t*>(mine + 3 * qb)
+        oa = <int64_t*>(mine + 3 * qb + qab)
+        ka = oa + MAX_DIMS
         for t in prange(total, schedule="static"):
             bi = t // (nrows * nchunks)
             rest = t - bi * nrows * nchunks
@@ -463,6 +681,7 @@ cdef int gather_engine(const Arrays* ar, const Lists* L, const Params* sp, const
             xo = bi * ar.xs[0]
             dxo = bi * ar.dxs[0]
             wo = bi * ar.ws[0]
+            ob = bi * ar.os[0]
             rflat = 0
             rest = r
             for a in range(d - 1, 0, -1):
@@ -484,7 +703,7 @@ cdef int gather_engine(const Arrays* ar, const Lists* L, const Params* sp, const
                     lp = L.ptr + L.ptr_off[a - 1]
                     pos[a] = lp[idx[a]]
                 while True:
-                    qo = bi * ar.os[0]
+                    qo = 0
                     qk = 0
                     qf = 1
                     for a in range(1, d):
@@ -492,6 +711,8 @@ cdef int gather_engine(const Arrays* ar, const Lists* L, const Params* sp, const
                         qo = qo + L.eo[e] * ar.os[a]
                         qk = qk + L.ek[e] * ar.tapstride[a]
                         qf = qf & L.ef[e]
+                        QA[nq * 2 * nr + a - 1] = L.eo[e]
+                        QA[nq * 2 * nr + nr + a - 1] = L.ek[e]
                     QO[nq] = qo
                     QK[nq] = qk
                     QF[nq] = qf
@@ -506,77 +727,47 @@ cdef int gather_engine(const Arrays* ar, const Lists* L, const Params* sp, const
                         a = a - 1
                     if a < 1:
                         break
-            lp = L.ptr + L.ptr_off[d - 1]
-            for c in range(c0, c1):
-                xv = <double>x[xo + c * ar.xs[last]]
-                missing = (has_nd and x[xo + c * ar.xs[last]] == nd) or (omit and xv != xv)
-                acc = 0.0
-                accs = 0.0
-                wv = 0.0
-                if wts != NULL:
-                    wv = ((<const float*>wts)[wo + c * ar.ws[last]] if sp.weights_f32
-                          else (<const double*>wts)[wo + c * ar.ws[last]])
-                if sp.kind == K_EXP and sp.soft:
-                    wv = sp.beta * xv
-                if not missing:
-                    flat = rflat * nl + c
-                    for e in range(lp[c], lp[c + 1]):
-                        ol = L.eo[L.ent_off[d - 1] + e] * ar.os[last]
-                        kl = L.ek[L.ent_off[d - 1] + e]
-                        for q in range(nq):
-                            off = QO[q] + ol
-                            if G != NULL:
-                                go = G[off]
-                                if sp.kind == K_LINEAR:
-                                    if sp.kernel != NULL:
-                                        go = go * sp.kernel[QK[q] + kl]
-                                    acc = acc + go
-                                else:
-                                    acc = acc + cell_term(sp, xv, wv, go, B, C, D, off)
-                            if (H != NULL and QF[q] and L.ef[L.ent_off[d - 1] + e]
-                                    and sel[off] == flat):
-                                accs = accs + H[off]
-                    if sp.kind == K_LINEAR:
-                        if sp.cell == C_WEIGHT:
-                            cf = wv
-                        elif sp.cell == C_POWER:
-                            cf = signed_pow(xv, sp.p1, sp.neg_p1)
-                        else:
-                            cf = 1.0
-                        if acc != 0.0:
-                            acc = acc * cf
-                acc = acc + accs
-                if dx_f32:
-                    (<float*>dx)[dxo + c * ar.dxs[last]] = <float>acc
-                else:
-                    (<double*>dx)[dxo + c * ar.dxs[last]] = acc
+            gather_row(ar, L, sp, x + bi * ar.xs[0], x + xo,
+                       wts + wo * wbytes if wts != NULL else NULL, dx + dxo,
+                       G + ob if G != NULL else NULL, H + ob if H != NULL else NULL,
+                       sel + ob if sel != NULL else NULL,
+                       tgt + ob if tgt != NULL else NULL,
+                       B + ob if B != NULL else NULL, C + ob if C != NULL else NULL,
+                       D + ob if D != NULL else NULL, QO, QK, QF, QA, nq, rflat, c0,
+                       c1, omit, has_nd, nd, cval, oa, ka)
     free(scratch)
     return 0
 
 
 def gather(const T[:] dtype_tag, cnp.ndarray x, object weights, cnp.ndarray dx,
-           object g_lin, object g_sel, object sel, object b, object c, object d,
-           const int64_t[::1] ptr, const int64_t[::1] ptr_off, const int64_t[::1] eo,
-           const int64_t[::1] ek, const int64_t[::1] ef, const int64_t[::1] ent_off,
-           const int64_t[::1] widths, int64_t maxlist, int kind, int cell=C_ONE,
-           double beta=0.0, double alpha=0.0, double lam=1.0, double p1=0.0,
-           double neg_p1=0.0, bint asymmetric=False, bint soft=False,
-           object kernel=None, bint omit=False, object nodata=None, int nthreads=1):
+           object g_lin, object g_sel, object sel, object target, object b, object c,
+           object d, const int64_t[::1] ptr, const int64_t[::1] ptr_off,
+           const int64_t[::1] eo, const int64_t[::1] ek, const int64_t[::1] ef,
+           const int64_t[::1] ent_off, const int64_t[::1] widths, int64_t maxlist,
+           const int64_t[::1] tables, const int64_t[::1] tab_off, int kind,
+           int cell=C_ONE, double beta=0.0, double alpha=0.0, double lam=1.0,
+           double p1=0.0, double neg_p1=0.0, bint asymmetric=False, bint soft=False,
+           object kernel=None, bint omit=False, object nodata=None, object cval=0,
+           int nthreads=1):
     """``dx`` (batch, *pooled; float32 or float64) from the window arrays.
 
     ``g_lin``: per-window factors of the kind's term (None: no such term);
-    ``g_sel``: per-window gradients sent to the cell ``sel`` names (None: none);
-    ``b``..``d``: the kind's per-window statistics.  All window arrays are
-    float64/int64 views of one layout; ``x`` and ``weights`` share one layout.
+    ``g_sel``: per-window gradients sent to one selected sample, named by
+    ``sel`` (flat input indices) or found as the first valid sample equal to
+    ``target`` (``T``); ``b``..``d``: the kind's per-window statistics.  All
+    window arrays are views of one layout (element strides); ``x`` and
+    ``weights`` share one layout.
     """
     cdef Arrays ar
     cdef Lists L
     cdef Params sp
     cdef const double[::1] kview
-    cdef cnp.ndarray ref = next(v for v in (g_lin, g_sel, sel, b, c, d) if v is not None)
+    cdef cnp.ndarray ref = next(v for v in (g_lin, g_sel, sel, target, b, c, d)
+                                if v is not None)
     cdef Py_ssize_t a
     cdef int64_t span = 1
     cdef T nd = nodata if nodata is not None else 0
+    cdef T cv = cval
     cdef int rc
     ar.d = x.ndim - 1
     ar.nbatch = x.shape[0]
@@ -587,6 +778,7 @@ def gather(const T[:] dtype_tag, cnp.ndarray x, object weights, cnp.ndarray dx,
         ar.ws[a] = weights.strides[a] // weights.itemsize if weights is not None else 0
         ar.os[a] = ref.strides[a] // ref.itemsize
     for a in range(ar.d, 0, -1):
+        ar.width[a] = widths[a - 1]
         ar.tapstride[a] = span
         span *= widths[a - 1]
     ar.maxlist = max(maxlist, 1)
@@ -597,6 +789,8 @@ def gather(const T[:] dtype_tag, cnp.ndarray x, object weights, cnp.ndarray dx,
     L.ek = &ek[0] if ek.shape[0] else NULL
     L.ef = &ef[0] if ef.shape[0] else NULL
     L.ent_off = &ent_off[0]
+    L.tables = &tables[0]
+    L.tab_off = &tab_off[0]
     sp.kind = kind
     sp.cell = cell
     sp.beta = beta
@@ -616,13 +810,247 @@ def gather(const T[:] dtype_tag, cnp.ndarray x, object weights, cnp.ndarray dx,
     cdef const char* wp = <const char*>_ptr(weights)
     cdef const double* gl = <const double*>_ptr(g_lin)
     cdef const double* gs = <const double*>_ptr(g_sel)
-    cdef const int64_t* sp_sel = <const int64_t*>_ptr(sel)
+    cdef const int64_t* selp = <const int64_t*>_ptr(sel)
+    cdef const T* tp = <const T*>_ptr(target)
     cdef const double* bp = <const double*>_ptr(b)
     cdef const double* cp = <const double*>_ptr(c)
     cdef const double* dp = <const double*>_ptr(d)
+    cdef const T* xp = <const T*>cnp.PyArray_DATA(x)
+    cdef void* dxp = cnp.PyArray_DATA(dx)
     with nogil:
-        rc = gather_engine(&ar, &L, &sp, <const T*>cnp.PyArray_DATA(x), wp,
-                           <char*>cnp.PyArray_DATA(dx), dx_f32, gl, gs, sp_sel, bp, cp,
-                           dp, omit, has_nd, nd, nthreads)
+        if dx_f32:
+            rc = gather_engine(&ar, &L, &sp, xp, wp, <float*>dxp, gl, gs, selp, tp,
+                               bp, cp, dp, omit, has_nd, nd, cv, nthreads)
+        else:
+            rc = gather_engine(&ar, &L, &sp, xp, wp, <double*>dxp, gl, gs, selp, tp,
+                               bp, cp, dp, omit, has_nd, nd, cv, nthreads)
+    if rc:
+        raise MemoryError("fastpool: no memory for the per-thread buffers")
+
+
+# --------------------------------------------------------------------------- disjoint
+
+cdef void first_extremum_taps(const Geom* g, const T* xb, const int64_t* roff,
+                              Py_ssize_t nrows, Py_ssize_t c0, Py_ssize_t nl,
+                              bint is_min, bint omit, T* M, int32_t* S) noexcept nogil:
+    """The tap (``r * k + j``) of the first extremum of the interior windows
+    ``[c0, c0 + nl)``, read directly: one simple loop per tap across the
+    windows, so it vectorises."""
+    cdef int64_t step = g.s * g.sc
+    cdef Py_ssize_t r, j, i
+    cdef int32_t tap
+    cdef const T* p
+    cdef T v
+    cdef bint hit
+    for r in range(nrows):
+        for j in range(g.k):
+            p = xb + roff[r] + (c0 * g.s - g.p + j * g.dil) * g.sc
+            tap = <int32_t>(r * g.k + j)
+            if tap == 0:
+                for i in range(nl):
+                    M[i] = p[i * step]
+                    S[i] = 0
+            elif is_min and omit:
+                for i in range(nl):
+                    v = p[i * step]
+                    hit = replaces(v, M[i], True, True)
+                    M[i] = select(hit, v, M[i])
+                    S[i] = tap if hit else S[i]
+            elif is_min:
+                for i in range(nl):
+                    v = p[i * step]
+                    hit = replaces(v, M[i], True, False)
+                    M[i] = select(hit, v, M[i])
+                    S[i] = tap if hit else S[i]
+            elif omit:
+                for i in range(nl):
+                    v = p[i * step]
+                    hit = replaces(v, M[i], False, True)
+                    M[i] = select(hit, v, M[i])
+                    S[i] = tap if hit else S[i]
+            else:
+                for i in range(nl):
+                    v = p[i * step]
+                    hit = replaces(v, M[i], False, False)
+                    M[i] = select(hit, v, M[i])
+                    S[i] = tap if hit else S[i]
+
+
+cdef void disjoint_row(const Geom* g, const T* xb, F* db, const double* gb,
+                       const int64_t* roff, const char* rcv, Py_ssize_t nrows,
+                       bint linear, bint is_min, bint omit, T cval, T* M, int32_t* S,
+                       F* GL) noexcept nogil:
+    """One output row of windows that share no input element: each window writes
+    its own elements: with ``linear`` its factor to every element (a mean's
+    share), else the gradient at its first extremum and 0 elsewhere."""
+    cdef const int64_t* tab = g.tables + g.tab_off[g.d - 1]
+    cdef int64_t os = g.out_stride[g.d], st = g.s, sc = g.sc, dil = g.dil, pad = g.p
+    cdef int64_t step = g.s * g.sc
+    cdef Py_ssize_t w, r, j, i, nl, lo = g.lo, hi = g.hi, best_r, best_j
+    cdef int64_t e, pos
+    cdef int32_t tap
+    cdef T v, best
+    cdef bint any_cval = False, have, best_cval, is_cval
+    cdef double gv
+    cdef F* q
+    cdef bint pairs = g.k == 2 and g.s == 2 and g.dil == 1 and g.sc == 1
+    for r in range(nrows):
+        any_cval = any_cval or rcv[r]
+    if any_cval or nrows != g.max_rows:
+        lo = 0
+        hi = 0
+    w = lo
+    while w < hi:
+        nl = min(<Py_ssize_t>64, hi - w)
+        for i in range(nl):
+            GL[i] = <F>gb[(w + i) * os]
+        if linear and pairs:
+            for r in range(nrows):
+                q = db + roff[r] + (w * st - pad)
+                for i in range(nl):
+                    q[2 * i] = GL[i]
+                    q[2 * i + 1] = GL[i]
+            w = w + nl
+            continue
+        if linear:
+            for r in range(nrows):
+                for j in range(g.k):
+                    q = db + roff[r] + (w * st - pad + j * dil) * sc
+                    for i in range(nl):
+                        q[i * step] = GL[i]
+            w = w + nl
+            continue
+        first_extremum_taps(g, xb, roff, nrows, w, nl, is_min, omit, M, S)
+        if omit:
+            for i in range(nl):
+                if M[i] != M[i]:
+                    GL[i] = 0   # an all-NaN window under 'omit' sends nothing
+        if pairs:
+            # 2-wide blocks of contiguous rows: both elements of a window in one
+            # store, not every other element in two passes over the row.
+            for r in range(nrows):
+                q = db + roff[r] + (w * st - pad)
+                tap = <int32_t>(2 * r)
+                for i in range(nl):
+                    q[2 * i] = GL[i] if S[i] == tap else 0
+                    q[2 * i + 1] = GL[i] if S[i] == tap + 1 else 0
+            w = w + nl
+            continue
+        for r in range(nrows):
+            for j in range(g.k):
+                q = db + roff[r] + (w * st - pad + j * dil) * sc
+                tap = <int32_t>(r * g.k + j)
+                for i in range(nl):
+                    q[i * step] = GL[i] if S[i] == tap else 0
+        w = w + nl
+    for w in range(g.W):
+        if lo <= w < hi:
+            continue
+        gv = gb[w * os]
+        if linear:
+            for r in range(nrows):
+                if rcv[r]:
+                    continue
+                for j in range(g.k):
+                    e = tab[w * g.k + j]
+                    if e >= 0:
+                        db[roff[r] + e * sc] = <F>gv
+            continue
+        have = False
+        best_r = -1
+        best_j = -1
+        best_cval = False
+        best = 0
+        for r in range(nrows):
+            for j in range(g.k):
+                e = tab[w * g.k + j]
+                if e == EXCLUDED:
+                    continue
+                is_cval = e < EXCLUDED or rcv[r]
+                if e < EXCLUDED:
+                    e = -2 - e
+                v = cval if is_cval else xb[roff[r] + e * sc]
+                if omit and v != v:
+                    continue
+                if not have or replaces(v, best, is_min, False):
+                    have = True
+                    best = v
+                    best_r = r
+                    best_j = j
+                    best_cval = is_cval
+        gv = gb[w * os]
+        for r in range(nrows):
+            if rcv[r]:
+                continue
+            for j in range(g.k):
+                e = tab[w * g.k + j]
+                if e < 0:
+                    continue
+                db[roff[r] + e * sc] = <F>(gv if (r == best_r and j == best_j
+                                                   and not best_cval) else 0.0)
+
+
+cdef int disjoint_engine(const Geom* g, const T* x, F* dx, const double* gout,
+                         bint linear, bint is_min, bint omit, T cval,
+                         int nthreads) noexcept nogil:
+    cdef Py_ssize_t total = g.nbatch * g.nrows_out, t, bi, orow, nrows
+    cdef int64_t oo, io
+    cdef Py_ssize_t rb = ((max(g.max_rows, 1) * 8) + 63) & ~(<Py_ssize_t>63)
+    cdef Py_ssize_t per_thread = 3 * rb + 64 * 24
+    cdef char* scratch = <char*>aligned_alloc(64, per_thread * nthreads)
+    cdef char* mine
+    cdef int64_t* roff
+    cdef int64_t* rflat
+    cdef char* rcv
+    cdef T* LM
+    cdef int32_t* LS
+    cdef F* GL
+    if scratch == NULL:
+        return -1
+    with parallel(num_threads=nthreads):
+        mine = scratch + threadid() * per_thread
+        roff = <int64_t*>mine
+        rflat = <int64_t*>(mine + rb)
+        rcv = mine + 2 * rb
+        LM = <T*>(mine + 3 * rb)
+        LS = <int32_t*>(mine + 3 * rb + 64 * 8)
+        GL = <F*>(mine + 3 * rb + 64 * 16)
+        for t in prange(total, schedule="static"):
+            bi = t // g.nrows_out
+            orow = t - bi * g.nrows_out
+            oo = 0
+            io = 0
+            nrows = collect_rows(g, orow, roff, rflat, rcv, &oo, &io)
+            disjoint_row(g, x + bi * g.in_stride[0], dx + bi * g.in_stride[0],
+                         gout + bi * g.out_stride[0] + oo, roff, rcv, nrows, linear,
+                         is_min, omit, cval, LM, LS, GL)
+    free(scratch)
+    return 0
+
+
+def disjoint(const T[:] dtype_tag, cnp.ndarray x, cnp.ndarray dx, cnp.ndarray gout,
+             const int64_t[::1] tables, const int64_t[::1] tab_off,
+             const int64_t[::1] width, const int64_t[::1] out_len,
+             const int64_t[::1] interior, bint linear, bint is_min=False,
+             bint omit=False, object cval=0, int nthreads=1):
+    """Gradients where no two windows share an input element, window by window,
+    each writing only its own elements: ``linear``, ``gout`` to every element
+    (avg, sum: ``gout`` holds the per-window factor); else max (min) pooling's.
+    ``dx`` has ``x``'s element strides; elements outside every window are left
+    as they are."""
+    cdef Geom g = make_geom(x, gout, None, tables, tab_off, width, out_len, interior)
+    cdef T cv = cval
+    cdef const T* xp = <const T*>cnp.PyArray_DATA(x)
+    cdef const double* gp = <const double*>cnp.PyArray_DATA(gout)
+    cdef void* dxp = cnp.PyArray_DATA(dx)
+    cdef bint f32 = dx.dtype.itemsize == 4
+    cdef int rc
+    with nogil:
+        if f32:
+            rc = disjoint_engine(&g, xp, <float*>dxp, gp, linear, is_min, omit, cv,
+                                 nthreads)
+        else:
+            rc = disjoint_engine(&g, xp, <double*>dxp, gp, linear, is_min, omit, cv,
+                                 nthreads)
     if rc:
         raise MemoryError("fastpool: no memory for the per-thread buffers")
