@@ -31,6 +31,7 @@ import numpy as np
 from . import _beyond, _order, _pool, _weighted
 from . import _support as S
 from ._geometry import read_once, reading_lists
+from ._grad_docs import docstring
 from ._kernels import gradients as _kernel
 from ._pool import _Call, _check_divisor
 
@@ -573,13 +574,8 @@ def _public(name, backward):
         parameters=[first] + list(signature.parameters.values()))
     function.__name__ = function.__qualname__ = name
     function.__module__ = __name__
-    function.__doc__ = _docstring(name)
+    function.__doc__ = docstring(name, forward)
     return function
-
-
-def _docstring(name):
-    from ._grad_docs import docstring
-    return docstring(name)
 
 
 __all__ = sorted(_FUNCTIONS)

@@ -585,13 +585,12 @@ cdef void gather_row(const Arrays* ar, const Lists* L, const Params* sp, const T
             # max and the other selections by index: one comparison per window
             flat = rflat * nl + c
             for e in range(e0, e1):
-                if not efL[e]:
-                    continue
                 ol = eoL[e] * osl
+                fl = efL[e]
                 for q in range(nq):
                     off = QO[q] + ol
-                    if QF[q] and sel[off] == flat:
-                        accs += H[off]
+                    # branch-free: whether a window picked this cell is a coin flip
+                    accs += H[off] if (fl & QF[q]) and sel[off] == flat else 0.0
         else:
             flat = rflat * nl + c
             for e in range(e0, e1):
@@ -894,6 +893,11 @@ cdef void disjoint_row(const Geom* g, const T* xb, F* db, const double* gb,
     cdef double gv
     cdef F* q
     cdef bint pairs = g.k == 2 and g.s == 2 and g.dil == 1 and g.sc == 1
+    # Local lanes: the compiler can see that the stores to ``db`` do not touch
+    # them (through the scratch pointers it could not, and did not vectorise).
+    cdef F GLl[64]
+    cdef int32_t Sl[64]
+    cdef T Ml[64]
     for r in range(nrows):
         any_cval = any_cval or rcv[r]
     if any_cval or nrows != g.max_rows:
@@ -903,13 +907,13 @@ cdef void disjoint_row(const Geom* g, const T* xb, F* db, const double* gb,
     while w < hi:
         nl = min(<Py_ssize_t>64, hi - w)
         for i in range(nl):
-            GL[i] = <F>gb[(w + i) * os]
+            GLl[i] = <F>gb[(w + i) * os]
         if linear and pairs:
             for r in range(nrows):
                 q = db + roff[r] + (w * st - pad)
                 for i in range(nl):
-                    q[2 * i] = GL[i]
-                    q[2 * i + 1] = GL[i]
+                    q[2 * i] = GLl[i]
+                    q[2 * i + 1] = GLl[i]
             w = w + nl
             continue
         if linear:
@@ -917,14 +921,14 @@ cdef void disjoint_row(const Geom* g, const T* xb, F* db, const double* gb,
                 for j in range(g.k):
                     q = db + roff[r] + (w * st - pad + j * dil) * sc
                     for i in range(nl):
-                        q[i * step] = GL[i]
+                        q[i * step] = GLl[i]
             w = w + nl
             continue
-        first_extremum_taps(g, xb, roff, nrows, w, nl, is_min, omit, M, S)
+        first_extremum_taps(g, xb, roff, nrows, w, nl, is_min, omit, Ml, Sl)
         if omit:
             for i in range(nl):
-                if M[i] != M[i]:
-                    GL[i] = 0   # an all-NaN window under 'omit' sends nothing
+                if Ml[i] != Ml[i]:
+                    GLl[i] = 0   # an all-NaN window under 'omit' sends nothing
         if pairs:
             # 2-wide blocks of contiguous rows: both elements of a window in one
             # store, not every other element in two passes over the row.
@@ -932,8 +936,8 @@ cdef void disjoint_row(const Geom* g, const T* xb, F* db, const double* gb,
                 q = db + roff[r] + (w * st - pad)
                 tap = <int32_t>(2 * r)
                 for i in range(nl):
-                    q[2 * i] = GL[i] if S[i] == tap else 0
-                    q[2 * i + 1] = GL[i] if S[i] == tap + 1 else 0
+                    q[2 * i] = GLl[i] if Sl[i] == tap else 0
+                    q[2 * i + 1] = GLl[i] if Sl[i] == tap + 1 else 0
             w = w + nl
             continue
         for r in range(nrows):
@@ -941,7 +945,7 @@ cdef void disjoint_row(const Geom* g, const T* xb, F* db, const double* gb,
                 q = db + roff[r] + (w * st - pad + j * dil) * sc
                 tap = <int32_t>(r * g.k + j)
                 for i in range(nl):
-                    q[i * step] = GL[i] if S[i] == tap else 0
+                    q[i * step] = GLl[i] if Sl[i] == tap else 0
         w = w + nl
     for w in range(g.W):
         if lo <= w < hi:
