@@ -265,7 +265,7 @@ def _lp_backward(grad_output, input, p, size, output=None, average=False, **kw):
     out = _weighted.lp_pool(input, p, size, output=np.float64, average=average, **kw)
     bw = _Backward(grad_output, input, size=size, output=output, **kw)
     if p == 1.0:
-        scale = np.ones_like(out)
+        scale = np.where(out == 0, 0.0, 1.0)
     else:
         negative = _negative_factor(1.0 - p)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -444,6 +444,16 @@ def _fractional_backward(grad_output, input, output_size=None, output_ratio=None
         return_indices=True, nan_policy=nan_policy, nodata=nodata, workers=workers)
     x, _ = S.as_input(input)
     g = grad_output_array(grad_output, values.shape)
+    # A window with no valid sample (only omitted NaN or nodata) sends nothing:
+    # its index names its first element, which holds no maximum.
+    omit = nan_policy == "omit" or (isinstance(nodata, float) and math.isnan(nodata))
+    empty = np.zeros(values.shape, dtype=bool)
+    if omit and values.dtype.kind == "f":
+        empty |= np.isnan(values)
+    if nodata is not None and not (isinstance(nodata, float) and math.isnan(nodata)):
+        empty |= values == nodata
+    if empty.any():
+        g = np.where(empty, 0.0, g)
     pooled = sorted(S.normalize_axes(axes, x.ndim))
     batch = [a for a in range(x.ndim) if a not in pooled]
     order = batch + pooled

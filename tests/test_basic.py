@@ -812,3 +812,18 @@ def test_channels_last_equals_per_channel(method, dtype):
                       **kw) for c in moved], axis=-1)
             assert got.dtype == per_channel.dtype
             assert got.tobytes() == per_channel.tobytes(), (shape, kw)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+@pytest.mark.parametrize("window", [(2, 2), (4, 2), (6, 2), (3, 2), (8, 2), (2, 2, 2), (3, 2, 2)])
+def test_float32_sums_of_two_wide_windows(dtype, window):
+    """Regression: the one-pass float32 sums of 2x2 / 2x2x2 windows (uint8 or float32
+    rows) were taken for any window two wide, so a 6x2 window summed its last two
+    rows only."""
+    rng = np.random.default_rng(sum(window))
+    shape = tuple(3 * k for k in window)
+    x = rng.integers(0, 256, shape).astype(dtype)
+    got = fastpool.sum_pool(x, window, output=np.float32)
+    blocks = x.reshape(sum(([n // k, k] for n, k in zip(shape, window)), []))
+    expected = blocks.astype(np.float64).sum(axis=tuple(range(1, 2 * len(window), 2)))
+    np.testing.assert_array_equal(got, expected.astype(np.float32))

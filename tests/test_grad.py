@@ -46,8 +46,6 @@ from reference_grad import (
 )
 from reference_weighted import seed_key, uniform
 
-torch.set_num_threads(1)
-
 # the method's own parameter that the forward function takes before ``size``
 POSITIONAL = {"lp": "p", "weighted": "weights", "lip": "logits", "rank": "rank",
               "percentile": "percentile"}

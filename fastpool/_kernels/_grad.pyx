@@ -558,6 +558,7 @@ cdef void gather_row(const Arrays* ar, const Lists* L, const Params* sp, const T
     cdef double beta = sp.beta, p1 = sp.p1, neg_p1 = sp.neg_p1
     cdef int64_t c, e, q, off, ol, kl, fl, flat, a, e0, e1
     cdef double acc, accs, xv = 0.0, wv = 0.0, cf
+    cdef bint hit
     cdef T tv = 0
     for c in range(c0, c1):
         acc = 0.0
@@ -590,7 +591,8 @@ cdef void gather_row(const Arrays* ar, const Lists* L, const Params* sp, const T
                 for q in range(nq):
                     off = QO[q] + ol
                     # branch-free: whether a window picked this cell is a coin flip
-                    accs += H[off] if (fl & QF[q]) and sel[off] == flat else 0.0
+                    hit = ((fl & QF[q]) != 0) & (sel[off] == flat)
+                    accs += H[off] if hit else 0.0
         else:
             flat = rflat * nl + c
             for e in range(e0, e1):
@@ -637,14 +639,15 @@ cdef int gather_engine(const Arrays* ar, const Lists* L, const Params* sp, const
     cdef int64_t d = ar.d, nr = ar.d - 1, nl = ar.n[ar.d]
     cdef int64_t nrows = 1, nchunks, total, t, bi, r, rest, ch, c0, c1, a
     cdef int64_t xo, dxo, wo, ob, rflat, e, nq
-    cdef int64_t idx[MAX_DIMS]
-    cdef int64_t pos[MAX_DIMS]
+    # Per-thread: arrays declared here would be shared by the whole team.
+    cdef int64_t* idx
+    cdef int64_t* pos
     cdef int64_t qo, qk, qf
     cdef bint empty
     cdef const int64_t* lp
     cdef Py_ssize_t qb = ((ar.maxlist * 8) + 63) & ~(<Py_ssize_t>63)
     cdef Py_ssize_t qab = ((ar.maxlist * 16 * max(nr, 1)) + 63) & ~(<Py_ssize_t>63)
-    cdef Py_ssize_t per_thread = 3 * qb + qab + 2 * MAX_DIMS * 8
+    cdef Py_ssize_t per_thread = 3 * qb + qab + 4 * MAX_DIMS * 8
     cdef char* scratch
     cdef char* mine
     cdef int64_t* QO
@@ -669,6 +672,8 @@ cdef int gather_engine(const Arrays* ar, const Lists* L, const Params* sp, const
         QA = <int64_t*>(mine + 3 * qb)
         oa = <int64_t*>(mine + 3 * qb + qab)
         ka = oa + MAX_DIMS
+        idx = oa + 2 * MAX_DIMS
+        pos = oa + 3 * MAX_DIMS
         for t in prange(total, schedule="static"):
             bi = t // (nrows * nchunks)
             rest = t - bi * nrows * nchunks

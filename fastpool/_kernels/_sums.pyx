@@ -455,7 +455,9 @@ cdef int engine(const Geom* g, const T* x, char* out, int code, bint average,
             fused = (ndata == nrows and nrows <= 4 and average and divisor == 0
                      and code == OUT_SAME and g.out_stride[g.d] == 1)
             # So are the float32 sums of 2x2(x2) windows of uint8 or float32.
-            fused_sums = (ndata == nrows and not average and not dynamic
+            # (the whole window in one batch of rows: 2 rows, or 4 of 2x2x2)
+            fused_sums = (ndata == nrows and (nrows == 2 or nrows == 4)
+                          and not average and not dynamic
                           and g.out_stride[g.d] == 1
                           and ((T is uint8_t and code == OUT_FLOAT32)
                                or (T is float and code == OUT_SAME)))
