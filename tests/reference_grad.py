@@ -31,14 +31,12 @@ Composite functions (blur, maxblur, catavgmax, adaptive, global, fractional) are
 built from ``ref_grad`` below.
 """
 
-import collections
 import math
-import struct
 
 import numpy as np
 import torch
 
-from reference import normalize_axes
+from reference import normalize_axes, order_rank, window_mode
 from reference_geometry import (
     adaptive_positions,
     compute_dtype,
@@ -56,10 +54,6 @@ DPP_EPS = 1e-3
 
 def _is_nan(v):
     return isinstance(v, float) and math.isnan(v)
-
-
-def _bits(v):
-    return struct.unpack("<q", struct.pack("<d", float(v)))[0]
 
 
 # ---------------------------------------------------------------------------
@@ -82,28 +76,10 @@ def selected_value(method, values, rank=None, percentile=None):
                 best = v
         return best
     if method == "mode":
-        if any(isinstance(v, float) for v in values):
-            counts = collections.Counter(_bits(v) for v in values)
-            top = max(counts.values())
-            tied = [v for v in values if counts[_bits(v)] == top]
-            # ties to the smallest value, -0.0 below 0.0
-            return min(tied, key=lambda v: (v, math.copysign(1.0, v)))
-        counts = collections.Counter(values)
-        top = max(counts.values())
-        return min(v for v in values if counts[v] == top)
-    if method == "median":
-        r = n // 2
-    elif method == "rank":
-        r = rank if rank >= 0 else n + rank
-    elif method == "percentile":
-        p = float(percentile)
-        if p < 0:
-            p += 100.0
-        r = n - 1 if p == 100 else int(n * p / 100)
-    else:
-        raise ValueError(method)
-    r = min(max(r, 0), n - 1)
-    return sorted(values)[r]
+        return window_mode(values)
+    if method == "percentile" and float(percentile) < 0:
+        percentile = float(percentile) + 100.0
+    return sorted(values)[order_rank(method, n, rank, percentile)]
 
 
 def select_index(method, samples, **params):

@@ -430,3 +430,52 @@ cdef inline void prefetch_block(const Geom* g, const T* xb, const int64_t* roff,
             fp_prefetch(p)
             p += 64
         fp_prefetch(e)
+
+
+cdef inline Py_ssize_t window_samples(const Geom* g, Py_ssize_t w, Py_ssize_t nrows,
+                                      const int64_t* roff, const int64_t* rflat,
+                                      const int64_t* rpos, const char* rcv,
+                                      const T* xb, const char* wb, bint weights_f32,
+                                      const double* kernel, double* V, double* Wt,
+                                      T* Tv, int64_t* F, bint omit, bint has_nd, T nd,
+                                      T cval, bint* saw_nan) noexcept nogil:
+    """The valid samples of output ``w`` of an output row (its window rows from
+    :func:`collect_rows`), in C order: values as double (``V``) and as ``T``
+    (``Tv``), their weights (``Wt``: from the weights array ``wb`` (float32 with
+    ``weights_f32``, else float64) read at the sample's cell, or the fixed
+    ``kernel`` weight of its window position; neither when both are NULL), and
+    with ``F`` the flat input index each reads (-1 for cval).  Missing samples
+    (nodata; NaN under ``omit``) are left out.  Returns how many; ``saw_nan``:
+    the window held a NaN."""
+    cdef const int64_t* tab = g.tables + g.tab_off[g.d - 1] + w * g.k
+    cdef Py_ssize_t r, j, n = 0
+    cdef int64_t e, cell
+    cdef T v
+    cdef bint is_cval
+    for r in range(nrows):
+        for j in range(g.k):
+            e = tab[j]
+            if e == EXCLUDED:
+                continue
+            is_cval = e < EXCLUDED or rcv[r]
+            if e < EXCLUDED:
+                e = -2 - e
+            cell = roff[r] + e * g.sc
+            v = cval if is_cval else xb[cell]
+            if has_nd and v == nd:
+                continue
+            if v != v:
+                saw_nan[0] = True
+                if omit:
+                    continue
+            V[n] = <double>v
+            Tv[n] = v
+            if F != NULL:
+                F[n] = -1 if is_cval else rflat[r] * g.in_len[g.d] + e
+            if wb != NULL:
+                Wt[n] = ((<const float*>wb)[cell] if weights_f32
+                         else (<const double*>wb)[cell])
+            elif kernel != NULL:
+                Wt[n] = kernel[rpos[r] * g.k + j]
+            n += 1
+    return n

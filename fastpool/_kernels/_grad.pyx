@@ -24,8 +24,9 @@ from libc.math cimport NAN, INFINITY, sqrt, exp, log, pow
 cimport numpy as cnp
 import numpy as np
 
-from ._common cimport (EXCLUDED, MAX_DIMS, aligned_alloc, Geom, T, collect_rows,
-                       fp_uniform, make_geom, select)
+from ._common cimport (EXCLUDED, MAX_DIMS, aligned_alloc, Dir, Geom, MaxTag, MinTag,
+                       NanTag, OmitTag, PropTag, T, collect_rows, fp_uniform,
+                       make_geom, select, window_samples)
 
 cnp.import_array()
 
@@ -111,48 +112,6 @@ cdef inline double signed_pow(double x, double p, double negative) noexcept nogi
 
 
 # --------------------------------------------------------------------------- stats
-
-cdef Py_ssize_t collect_samples(const Geom* g, const Params* sp, const int64_t* roff,
-                                const int64_t* rflat, const int64_t* rpos,
-                                const char* rcv, Py_ssize_t nrows, const T* xb,
-                                const char* wb, Py_ssize_t w, double* V, double* Wt,
-                                T* Tv, int64_t* F, bint omit, bint has_nd, T nd,
-                                T cval, bint* saw_nan) noexcept nogil:
-    """The valid samples of output ``w`` of a row, as the forward kernels take
-    them: values (double and ``T``), weights, and the flat input index each
-    reads (-1 for cval).  Returns how many."""
-    cdef const int64_t* tab = g.tables + g.tab_off[g.d - 1] + w * g.k
-    cdef Py_ssize_t r, j, n = 0
-    cdef int64_t e, cell
-    cdef T v
-    cdef bint is_cval
-    for r in range(nrows):
-        for j in range(g.k):
-            e = tab[j]
-            if e == EXCLUDED:
-                continue
-            is_cval = e < EXCLUDED or rcv[r]
-            if e < EXCLUDED:
-                e = -2 - e
-            cell = roff[r] + e * g.sc
-            v = cval if is_cval else xb[cell]
-            if has_nd and v == nd:
-                continue
-            if v != v:
-                saw_nan[0] = True
-                if omit:
-                    continue
-            V[n] = <double>v
-            Tv[n] = v
-            F[n] = -1 if is_cval else rflat[r] * g.in_len[g.d] + e
-            if sp.weights_in:
-                Wt[n] = ((<const float*>wb)[cell] if sp.weights_f32
-                         else (<const double*>wb)[cell])
-            elif sp.kernel != NULL:
-                Wt[n] = sp.kernel[rpos[r] * g.k + j]
-            n += 1
-    return n
-
 
 cdef void one_window(const Params* sp, Py_ssize_t n, const double* V, const double* Wt,
                      const T* Tv, const int64_t* F, bint nan_window, T target,
@@ -348,11 +307,12 @@ cdef int stats_engine(const Geom* g, const Params* sp, const T* x, const char* w
                 if lo <= w < hi:
                     continue
                 saw_nan = False
-                n = collect_samples(g, sp, roff, rflat, rpos, rcv, nrows,
-                                    x + bi * g.in_stride[0],
-                                    (wts + bi * g.in_stride[0] * wbytes
-                                     if wts != NULL else NULL),
-                                    w, V, Wt, Tv, F, omit, has_nd, nd, cval, &saw_nan)
+                n = window_samples(g, w, nrows, roff, rflat, rpos, rcv,
+                                   x + bi * g.in_stride[0],
+                                   (wts + bi * g.in_stride[0] * wbytes
+                                    if wts != NULL else NULL), sp.weights_f32,
+                                   sp.kernel, V, Wt, Tv, F, omit, has_nd, nd, cval,
+                                   &saw_nan)
                 at = bi * g.out_stride[0] + oo + w * os
                 tv = target[at] if target != NULL else 0
                 u = 0.0
@@ -378,6 +338,28 @@ cdef inline void* _ptr(object a):
     return NULL if a is None else cnp.PyArray_DATA(a)
 
 
+cdef Params make_params(object weights, object kernel, double beta, double alpha,
+                        double lam, bint asymmetric, bint soft):
+    """The method parameters both kernels share.  ``kernel``: a C-contiguous
+    float64 array of tap weights (kept alive by the caller), or None."""
+    cdef Params sp
+    sp.stat = 0
+    sp.kind = K_LINEAR
+    sp.cell = C_ONE
+    sp.beta = beta
+    sp.alpha = alpha
+    sp.lam = lam
+    sp.p1 = 0.0
+    sp.neg_p1 = 0.0
+    sp.asymmetric = asymmetric
+    sp.soft = soft
+    sp.key = 0
+    sp.weights_in = weights is not None
+    sp.weights_f32 = weights is not None and weights.dtype.itemsize == 4
+    sp.kernel = <const double*>_ptr(kernel)
+    return sp
+
+
 def window_stats(const T[:] dtype_tag, cnp.ndarray x, object weights, object target,
                  object sel, object a, object b, object c, object d, int64_t id0,
                  const int64_t[::1] tables, const int64_t[::1] tab_off,
@@ -396,24 +378,12 @@ def window_stats(const T[:] dtype_tag, cnp.ndarray x, object weights, object tar
     """
     cdef cnp.ndarray ref = next(v for v in (sel, a, b, c, d) if v is not None)
     cdef Geom g = make_geom(x, ref, None, tables, tab_off, width, out_len, interior)
-    cdef Params sp
-    cdef const double[::1] kview
+    cdef Params sp = make_params(weights, kernel, beta, alpha, lam, asymmetric, soft)
     cdef T nd = nodata if nodata is not None else 0
     cdef T cv = cval
     cdef int rc
     sp.stat = stat
-    sp.beta = beta
-    sp.alpha = alpha
-    sp.lam = lam
-    sp.asymmetric = asymmetric
-    sp.soft = soft
     sp.key = key if key is not None else 0
-    sp.weights_in = weights is not None
-    sp.weights_f32 = weights is not None and weights.dtype.itemsize == 4
-    sp.kernel = NULL
-    if kernel is not None:
-        kview = kernel
-        sp.kernel = &kview[0]
     cdef bint has_nd = nodata is not None
     cdef const char* wp = <const char*>_ptr(weights)
     cdef const T* tp = <const T*>_ptr(target)
@@ -765,7 +735,6 @@ def gather(const T[:] dtype_tag, cnp.ndarray x, object weights, cnp.ndarray dx,
     cdef Arrays ar
     cdef Lists L
     cdef Params sp
-    cdef const double[::1] kview
     cdef cnp.ndarray ref = next(v for v in (g_lin, g_sel, sel, target, b, c, d)
                                 if v is not None)
     cdef Py_ssize_t a
@@ -795,21 +764,11 @@ def gather(const T[:] dtype_tag, cnp.ndarray x, object weights, cnp.ndarray dx,
     L.ent_off = &ent_off[0]
     L.tables = &tables[0]
     L.tab_off = &tab_off[0]
+    sp = make_params(weights, kernel, beta, alpha, lam, asymmetric, soft)
     sp.kind = kind
     sp.cell = cell
-    sp.beta = beta
-    sp.alpha = alpha
-    sp.lam = lam
     sp.p1 = p1
     sp.neg_p1 = neg_p1
-    sp.asymmetric = asymmetric
-    sp.soft = soft
-    sp.weights_in = weights is not None
-    sp.weights_f32 = weights is not None and weights.dtype.itemsize == 4
-    sp.kernel = NULL
-    if kernel is not None:
-        kview = kernel
-        sp.kernel = &kview[0]
     cdef bint dx_f32 = dx.dtype.itemsize == 4, has_nd = nodata is not None
     cdef const char* wp = <const char*>_ptr(weights)
     cdef const double* gl = <const double*>_ptr(g_lin)
@@ -834,12 +793,11 @@ def gather(const T[:] dtype_tag, cnp.ndarray x, object weights, cnp.ndarray dx,
 
 # --------------------------------------------------------------------------- disjoint
 
-cdef void first_extremum_taps(const Geom* g, const T* xb, const int64_t* roff,
-                              Py_ssize_t nrows, Py_ssize_t c0, Py_ssize_t nl,
-                              bint is_min, bint omit, T* M, int32_t* S) noexcept nogil:
-    """The tap (``r * k + j``) of the first extremum of the interior windows
-    ``[c0, c0 + nl)``, read directly: one simple loop per tap across the
-    windows, so it vectorises."""
+cdef void extremum_taps_as(const Geom* g, const T* xb, const int64_t* roff,
+                           Py_ssize_t nrows, Py_ssize_t c0, Py_ssize_t nl, T* M,
+                           int32_t* S, Dir dtag, NanTag ntag) noexcept nogil:
+    """:func:`first_extremum_taps` with the direction and NaN policy fixed at
+    compile time: one simple loop per tap, so it vectorises."""
     cdef int64_t step = g.s * g.sc
     cdef Py_ssize_t r, j, i
     cdef int32_t tap
@@ -854,30 +812,31 @@ cdef void first_extremum_taps(const Geom* g, const T* xb, const int64_t* roff,
                 for i in range(nl):
                     M[i] = p[i * step]
                     S[i] = 0
-            elif is_min and omit:
-                for i in range(nl):
-                    v = p[i * step]
-                    hit = replaces(v, M[i], True, True)
-                    M[i] = select(hit, v, M[i])
-                    S[i] = tap if hit else S[i]
-            elif is_min:
-                for i in range(nl):
-                    v = p[i * step]
-                    hit = replaces(v, M[i], True, False)
-                    M[i] = select(hit, v, M[i])
-                    S[i] = tap if hit else S[i]
-            elif omit:
-                for i in range(nl):
-                    v = p[i * step]
-                    hit = replaces(v, M[i], False, True)
-                    M[i] = select(hit, v, M[i])
-                    S[i] = tap if hit else S[i]
-            else:
-                for i in range(nl):
-                    v = p[i * step]
-                    hit = replaces(v, M[i], False, False)
-                    M[i] = select(hit, v, M[i])
-                    S[i] = tap if hit else S[i]
+                continue
+            for i in range(nl):
+                v = p[i * step]
+                hit = replaces(v, M[i], Dir is MinTag, NanTag is OmitTag)
+                M[i] = select(hit, v, M[i])
+                S[i] = tap if hit else S[i]
+
+
+cdef void first_extremum_taps(const Geom* g, const T* xb, const int64_t* roff,
+                              Py_ssize_t nrows, Py_ssize_t c0, Py_ssize_t nl,
+                              bint is_min, bint omit, T* M, int32_t* S) noexcept nogil:
+    """The tap (``r * k + j``) of the first extremum of the interior windows
+    ``[c0, c0 + nl)``, read directly, lanes across the windows."""
+    cdef MaxTag mx
+    cdef MinTag mn
+    cdef PropTag prop
+    cdef OmitTag om
+    if is_min and omit:
+        extremum_taps_as(g, xb, roff, nrows, c0, nl, M, S, mn, om)
+    elif is_min:
+        extremum_taps_as(g, xb, roff, nrows, c0, nl, M, S, mn, prop)
+    elif omit:
+        extremum_taps_as(g, xb, roff, nrows, c0, nl, M, S, mx, om)
+    else:
+        extremum_taps_as(g, xb, roff, nrows, c0, nl, M, S, mx, prop)
 
 
 cdef void disjoint_row(const Geom* g, const T* xb, F* db, const double* gb,

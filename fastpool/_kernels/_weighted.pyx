@@ -20,7 +20,8 @@ cimport numpy as cnp
 import numpy as np
 
 from ._common cimport (EXCLUDED, aligned_alloc, Geom, T, collect_rows, fp_cbrt, fp_exp,
-                       fp_log, fp_pow, fp_uniform, highest, lowest, make_geom, select)
+                       fp_log, fp_pow, fp_uniform, highest, lowest, make_geom, select,
+                       window_samples)
 
 cnp.import_array()
 
@@ -422,43 +423,17 @@ cdef struct Row:
     int64_t id0              # flat C index of output 0 of the row (random streams)
 
 
-cdef Py_ssize_t gather_column(const Geom* g, const Spec* sp, const Row* row,
-                              Py_ssize_t w, double* V, double* Wt, T* Tv, bint omit,
-                              bint has_nd, T nd, T cval, bint* saw_nan) noexcept nogil:
+cdef inline Py_ssize_t gather_column(const Geom* g, const Spec* sp, const Row* row,
+                                     Py_ssize_t w, double* V, double* Wt, T* Tv,
+                                     bint omit, bint has_nd, T nd, T cval,
+                                     bint* saw_nan) noexcept nogil:
     """The valid samples of output ``w`` (values, their weights, and the values as
     ``T``); returns how many.  ``saw_nan``: the window held a NaN (kept out only
     under 'omit')."""
-    cdef const int64_t* tab = g.tables + g.tab_off[g.d - 1] + w * g.k
-    cdef const T* xb = <const T*>row.xb
-    cdef Py_ssize_t r, j, n = 0
-    cdef int64_t e, cell
-    cdef T v
-    cdef bint is_cval
-    for r in range(row.nrows):
-        for j in range(g.k):
-            e = tab[j]
-            if e == EXCLUDED:
-                continue
-            is_cval = e < EXCLUDED or row.rcv[r]
-            if e < EXCLUDED:
-                e = -2 - e
-            cell = row.roff[r] + e * g.sc
-            v = cval if is_cval else xb[cell]
-            if has_nd and v == nd:
-                continue
-            if v != v:
-                saw_nan[0] = True
-                if omit:
-                    continue
-            V[n] = <double>v
-            Tv[n] = v
-            if sp.weights_in:
-                Wt[n] = ((<const float*>row.wb)[cell] if sp.weights_f32
-                         else (<const double*>row.wb)[cell])
-            elif sp.kernel != NULL:
-                Wt[n] = sp.kernel[row.rpos[r] * g.k + j]
-            n += 1
-    return n
+    return window_samples(g, w, row.nrows, row.roff, NULL, row.rpos, row.rcv,
+                          <const T*>row.xb, row.wb if sp.weights_in else NULL,
+                          sp.weights_f32, sp.kernel, V, Wt, Tv, NULL, omit, has_nd, nd,
+                          cval, saw_nan)
 
 
 cdef void scalar_column(const Geom* g, const Spec* sp, const Row* row, Py_ssize_t w,
