@@ -123,14 +123,15 @@ class _Backward:
         present = [a for a in window if a is not None]
         weights = self.weights if use_weights else None
         lists = reading_lists(call.windows)
-        tables, tab_off = call.geometry_args[:2]
+        tables, tab_off, _, out_len, interior = call.geometry_args
         front = [dx] + ([weights] if weights is not None else [])
         for views in call.views(*front, *present):
             xv, dxv = views[0], views[1]
             wv = views[2] if weights is not None else None
             it = iter(views[len(front) + 1:])
             wins = [next(it) if a is not None else None for a in window]
-            _kernel.gather(call.tag, xv, wv, dxv, *wins, *lists, tables, tab_off, kind,
+            _kernel.gather(call.tag, xv, wv, dxv, *wins, *lists, tables, tab_off,
+                           out_len, interior, kind,
                            cell=cell, kernel=kernel, omit=call.omit, nodata=call.nodata,
                            cval=call.cval, nthreads=call.nthreads, **params)
         return self.finish(dx)

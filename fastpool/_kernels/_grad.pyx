@@ -432,6 +432,8 @@ cdef struct Arrays:
     int64_t tapstride[MAX_DIMS]
     int64_t maxlist             # the longest product list over the first d-1 axes
     int64_t chunk               # cells of the last axis per task
+    # The last axis' interior windows [lo, hi): samples o*s - p + j*dil (geometry)
+    int64_t lo, hi, s, p, dil, W
 
 
 cdef inline double cell_term(const Params* sp, double x, double wv, double go,
@@ -601,6 +603,81 @@ cdef void gather_row(const Arrays* ar, const Lists* L, const Params* sp, const T
         dxr[c * dxsl] = <F>(acc + accs)
 
 
+cdef void spread_row(const Arrays* ar, const Lists* L, const Params* sp,
+                     const T* xr, const char* wr, F* dxr, const double* G,
+                     const double* H, const int64_t* sel, const int64_t* QO,
+                     const int64_t* QK, const int64_t* QF, Py_ssize_t nq,
+                     int64_t rflat, int64_t c0, int64_t c1, bint omit, bint has_nd,
+                     T nd, double* buf, double* bufs) noexcept nogil:
+    """:func:`gather_row` for the linear and index-selection terms, window by
+    window along the last axis: each window of the row's windows adds its factor
+    to the cells it reads in a row buffer this task owns (regular loops, no
+    per-cell lists), in a fixed order (row window, tap, window), so the sums do
+    not depend on the threads either."""
+    cdef int64_t d = ar.d, osl = ar.os[ar.d], nl = ar.n[ar.d], k = ar.width[ar.d]
+    cdef int64_t st = ar.s, pad = ar.p, dil = ar.dil, lo = ar.lo, hi = ar.hi
+    cdef int64_t n = c1 - c0, q, j, o, o0, o1, e, c, base, W = ar.W
+    cdef const int64_t* tab = L.tables + L.tab_off[d - 1]
+    cdef const double* kern = sp.kernel
+    cdef const double* Gq
+    cdef const int64_t* Sq
+    cdef double wj, cf
+    cdef int cellk = sp.cell
+    cdef bint wf32 = sp.weights_f32
+    cdef T tv
+    for c in range(n):
+        buf[c] = 0.0
+        bufs[c] = 0.0
+    if G != NULL:
+        for q in range(nq):
+            Gq = G + QO[q]
+            for j in range(k):
+                wj = kern[QK[q] + j] if kern != NULL else 1.0
+                # interior windows whose tap j lands in [c0, c1)
+                base = pad - j * dil
+                o0 = max(lo, (c0 + base + st - 1) // st) if c0 + base >= 0 else lo
+                o1 = min(hi, (c1 - 1 + base) // st + 1) if c1 - 1 + base >= 0 else lo
+                if kern != NULL:
+                    for o in range(o0, o1):
+                        buf[o * st - base - c0] += Gq[o * osl] * wj
+                else:
+                    for o in range(o0, o1):
+                        buf[o * st - base - c0] += Gq[o * osl]
+            # the other windows through the table (padding, copies, edges)
+            for o in range(W):
+                if lo <= o < hi:
+                    continue
+                for j in range(k):
+                    e = tab[o * k + j]
+                    if c0 <= e < c1:
+                        buf[e - c0] += Gq[o * osl] * (kern[QK[q] + j] if kern != NULL
+                                                      else 1.0)
+    if H != NULL:
+        for q in range(nq):
+            if not QF[q]:
+                continue
+            Sq = sel + QO[q]
+            Gq = H + QO[q]
+            base = rflat * nl + c0
+            for o in range(W):
+                e = Sq[o * osl] - base
+                if 0 <= e < n:
+                    bufs[e] += Gq[o * osl]
+    for c in range(n):
+        cf = buf[c]
+        if omit or has_nd or cellk != C_ONE:
+            tv = xr[(c0 + c) * ar.xs[d]]
+            if (has_nd and tv == nd) or (omit and tv != tv):
+                dxr[(c0 + c) * ar.dxs[d]] = 0
+                continue
+            if cf != 0.0 and cellk == C_WEIGHT:
+                cf = cf * ((<const float*>wr)[(c0 + c) * ar.ws[d]] if wf32
+                           else (<const double*>wr)[(c0 + c) * ar.ws[d]])
+            elif cf != 0.0 and cellk == C_POWER:
+                cf = cf * signed_pow(<double>tv, sp.p1, sp.neg_p1)
+        dxr[(c0 + c) * ar.dxs[d]] = <F>(cf + bufs[c])
+
+
 cdef int gather_engine(const Arrays* ar, const Lists* L, const Params* sp, const T* x,
                        const char* wts, F* dx, const double* G, const double* H,
                        const int64_t* sel, const T* tgt, const double* B,
@@ -617,7 +694,12 @@ cdef int gather_engine(const Arrays* ar, const Lists* L, const Params* sp, const
     cdef const int64_t* lp
     cdef Py_ssize_t qb = ((ar.maxlist * 8) + 63) & ~(<Py_ssize_t>63)
     cdef Py_ssize_t qab = ((ar.maxlist * 16 * max(nr, 1)) + 63) & ~(<Py_ssize_t>63)
-    cdef Py_ssize_t per_thread = 3 * qb + qab + 4 * MAX_DIMS * 8
+    cdef Py_ssize_t cb = ar.chunk * 8
+    cdef Py_ssize_t per_thread = 3 * qb + qab + 4 * MAX_DIMS * 8 + 2 * cb
+    # Linear and index-selection terms go window by window (spread_row).
+    cdef bint spread = (sp.kind == K_LINEAR and tgt == NULL
+                        and (H == NULL or sel != NULL))
+    cdef double* buf
     cdef char* scratch
     cdef char* mine
     cdef int64_t* QO
@@ -644,6 +726,7 @@ cdef int gather_engine(const Arrays* ar, const Lists* L, const Params* sp, const
         ka = oa + MAX_DIMS
         idx = oa + 2 * MAX_DIMS
         pos = oa + 3 * MAX_DIMS
+        buf = <double*>(mine + 3 * qb + qab + 4 * MAX_DIMS * 8)
         for t in prange(total, schedule="static"):
             bi = t // (nrows * nchunks)
             rest = t - bi * nrows * nchunks
@@ -701,6 +784,14 @@ cdef int gather_engine(const Arrays* ar, const Lists* L, const Params* sp, const
                         a = a - 1
                     if a < 1:
                         break
+            if spread:
+                spread_row(ar, L, sp, x + xo,
+                           wts + wo * wbytes if wts != NULL else NULL, dx + dxo,
+                           G + ob if G != NULL else NULL,
+                           H + ob if H != NULL else NULL,
+                           sel + ob if sel != NULL else NULL, QO, QK, QF, nq, rflat,
+                           c0, c1, omit, has_nd, nd, buf, buf + ar.chunk)
+                continue
             gather_row(ar, L, sp, x + bi * ar.xs[0], x + xo,
                        wts + wo * wbytes if wts != NULL else NULL, dx + dxo,
                        G + ob if G != NULL else NULL, H + ob if H != NULL else NULL,
@@ -718,7 +809,8 @@ def gather(const T[:] dtype_tag, cnp.ndarray x, object weights, cnp.ndarray dx,
            object d, const int64_t[::1] ptr, const int64_t[::1] ptr_off,
            const int64_t[::1] eo, const int64_t[::1] ek, const int64_t[::1] ef,
            const int64_t[::1] ent_off, const int64_t[::1] widths, int64_t maxlist,
-           const int64_t[::1] tables, const int64_t[::1] tab_off, int kind,
+           const int64_t[::1] tables, const int64_t[::1] tab_off,
+           const int64_t[::1] out_len, const int64_t[::1] interior, int kind,
            int cell=C_ONE, double beta=0.0, double alpha=0.0, double lam=1.0,
            double p1=0.0, double neg_p1=0.0, bint asymmetric=False, bint soft=False,
            object kernel=None, bint omit=False, object nodata=None, object cval=0,
@@ -756,6 +848,12 @@ def gather(const T[:] dtype_tag, cnp.ndarray x, object weights, cnp.ndarray dx,
         span *= widths[a - 1]
     ar.maxlist = max(maxlist, 1)
     ar.chunk = 4096
+    ar.lo = interior[0]
+    ar.hi = interior[1]
+    ar.s = interior[2]
+    ar.p = interior[3]
+    ar.dil = interior[4]
+    ar.W = out_len[ar.d - 1]
     L.ptr = &ptr[0]
     L.ptr_off = &ptr_off[0]
     L.eo = &eo[0] if eo.shape[0] else NULL
