@@ -623,7 +623,7 @@ cdef void spread_row(const Arrays* ar, const Lists* L, const Params* sp,
     cdef const int64_t* Sq
     cdef double wj, cf
     cdef int cellk = sp.cell
-    cdef bint wf32 = sp.weights_f32
+    cdef bint wf32 = sp.weights_f32, inside
     cdef T tv
     for c in range(n):
         buf[c] = 0.0
@@ -660,9 +660,11 @@ cdef void spread_row(const Arrays* ar, const Lists* L, const Params* sp,
             Gq = H + QO[q]
             base = rflat * nl + c0
             for o in range(W):
+                # branch-free: whether a window's pick lies in this row is a
+                # coin flip for the branch predictor
                 e = Sq[o * osl] - base
-                if 0 <= e < n:
-                    bufs[e] += Gq[o * osl]
+                inside = (e >= 0) & (e < n)
+                bufs[e if inside else 0] += Gq[o * osl] if inside else 0.0
     for c in range(n):
         cf = buf[c]
         if omit or has_nd or cellk != C_ONE:
