@@ -114,7 +114,7 @@ class _Backward:
                **params):
         """The gradient with respect to the input (see the kernel's ``gather``)."""
         call = self.call
-        dx = np.empty_like(call.x, dtype=self.dtype)
+        dx = self.result()
         if target is not None:
             target = _as_kernel_dtype(target, call.x.dtype)
         window = [None if a is None else a if a is target else
@@ -144,8 +144,23 @@ class _Backward:
             return dict(target=values)
         return dict(sel=self.stats(_STAT.S_LOCATE, ("sel",), target=values)["sel"])
 
+    def result(self, zeroed=False, strides=None):
+        """The array the kernels write: the user's ``output`` where it is a float
+        array of the gradient's dtype (and, if given, element ``strides``), else
+        a new one laid out like the input."""
+        out = self.output
+        if (isinstance(out, np.ndarray) and out.dtype == self.dtype
+                and out.dtype.isnative and out.flags.aligned
+                and (strides is None or out.strides == tuple(
+                    s // self.call.x.itemsize * out.itemsize for s in strides))):
+            out = S.prepare_output(out, self.call.x.shape, self.dtype, self.input)
+            if zeroed:
+                out[...] = 0
+            return out
+        return (np.zeros_like if zeroed else np.empty_like)(self.call.x, dtype=self.dtype)
+
     def finish(self, dx):
-        if self.output is None:
+        if self.output is None or dx is self.output:
             return dx
         result = S.prepare_output(self.output, dx.shape, dx.dtype, self.input)
         if result.dtype.kind != "f":
@@ -221,7 +236,7 @@ def _disjoint(bw, factors=None, is_min=False):
     disjoint, covering = read_once(call.windows)
     if not disjoint or call.nodata is not None or (factors is not None and call.omit):
         return None
-    dx = (np.empty_like if covering else np.zeros_like)(call.x, dtype=bw.dtype)
+    dx = bw.result(zeroed=not covering, strides=call.x.strides)
     if dx.strides != tuple(s // call.x.itemsize * dx.itemsize for s in call.x.strides):
         return None
     linear = factors is not None
