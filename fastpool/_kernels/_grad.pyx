@@ -105,7 +105,14 @@ cdef inline double rho_prime(double d, const Params* sp) noexcept nogil:
 
 
 cdef inline double signed_pow(double x, double p, double negative) noexcept nogil:
-    """C's pow: ``negative`` is the sign of an odd/even integer power, else NaN."""
+    """C's pow: ``negative`` is the sign of an odd/even integer power, else NaN.
+    The small integer powers of Lp's common ``p`` (2, 3, 4) by multiplication."""
+    if p == 1.0:
+        return x
+    if p == 2.0:
+        return x * x
+    if p == 3.0:
+        return x * x * x
     if x < 0.0:
         return pow(-x, p) * negative
     return pow(x, p)
