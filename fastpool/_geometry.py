@@ -262,8 +262,42 @@ class GivenGeometry:
     caller: str
 
 
+def _reads(table, n):
+    """``(cells, o, k, first)`` of the entries ``>= 0`` of ``table`` (window rows),
+    sorted by cell, then window, then tap; ``first`` marks each (cell, window)
+    pair's first tap."""
+    o, k = np.nonzero(table >= 0)
+    i = table[o, k]
+    order = np.argsort(i, kind="stable")
+    i, o, k = i[order], o[order], k[order]
+    first = np.ones(len(i), dtype=np.int64)
+    first[1:] = (i[1:] != i[:-1]) | (o[1:] != o[:-1])
+    return i.astype(np.int64), o.astype(np.int64), k.astype(np.int64), first
+
+
 @functools.lru_cache(maxsize=256)
-def reading_lists(windows):
+def axis_reads(window):
+    """Which windows read each input index of one axis: ``(ptr, o, k, first)``,
+    the pairs (window ``o``, tap ``k``) of index ``i`` at ``ptr[i] .. ptr[i+1] - 1``
+    (see :func:`reading_lists`)."""
+    i, o, k, first = _reads(window.table, window.n)
+    ptr = np.searchsorted(i, np.arange(window.n + 1)).astype(np.int64)
+    return ptr, o, k, first
+
+
+@functools.lru_cache(maxsize=256)
+def edge_reads(window):
+    """:func:`axis_reads` of the windows outside the axis' interior only (padding,
+    copies, irregular windows), as ``(cells, o, k, first)`` sorted by cell: few,
+    where the interior windows are read directly by their stride."""
+    lo, hi = window.interior
+    rows = np.r_[0:lo, hi:window.out_len]
+    i, o, k, first = _reads(window.table[rows], window.n)
+    return i, rows[o].astype(np.int64), k, first
+
+
+@functools.lru_cache(maxsize=256)
+def reading_lists(windows, full_last=True):
     """Which windows read each input element: the inverse of the sample tables,
     for gradients computed by gathering.
 
@@ -272,38 +306,39 @@ def reading_lists(windows):
     marks each window's first pair (an element that an extension mode copies
     into a window twice is still one element of it).  ``cval`` samples read no
     element.  Returns ``(ptr, ptr_offsets, o, k, first, entry_offsets, widths,
-    longest)`` packed over the axes as ``int64`` arrays, where ``longest`` is the
-    largest product of list lengths over all axes but the last (a thread's
-    scratch).
+    longest, edge_cells, edge_o, edge_k, edge_first)``: packed over the axes as
+    ``int64`` arrays, ``longest`` the largest product of list lengths over all
+    axes but the last (a thread's scratch), and :func:`edge_reads` of the last
+    axis.  Without ``full_last`` the last axis' own lists are left empty (the
+    kernels that read its interior directly need only the edge lists; a long axis'
+    lists hold ``n * width`` entries).
     """
-    ptrs, os_, ks, firsts, longest = [], [], [], [], 1
-    for a, w in enumerate(windows):
-        o, k = np.nonzero(w.table >= 0)
-        i = w.table[o, k]
-        order = np.argsort(i, kind="stable")
-        i, o, k = i[order], o[order], k[order]
-        first = np.ones(len(i), dtype=np.int64)
-        first[1:] = (i[1:] != i[:-1]) | (o[1:] != o[:-1])
-        ptr = np.searchsorted(i, np.arange(w.n + 1)).astype(np.int64)
-        if a < len(windows) - 1 and len(i):
+    parts = [axis_reads(w) for w in windows[:-1]]
+    longest = 1
+    for ptr, *_ in parts:
+        if len(ptr) > 1:
             longest *= int(np.diff(ptr).max())
-        ptrs.append(ptr)
-        os_.append(o.astype(np.int64))
-        ks.append(k.astype(np.int64))
-        firsts.append(first)
+    if full_last:
+        parts.append(axis_reads(windows[-1]))
+    else:
+        empty = np.zeros(0, dtype=np.int64)
+        parts.append((np.zeros(1, dtype=np.int64), empty, empty, empty))
 
-    def packed(parts):
-        offsets = np.cumsum([0] + [len(p) for p in parts[:-1]]).astype(np.int64)
-        return np.ascontiguousarray(np.concatenate(parts), dtype=np.int64), offsets
+    def packed(column):
+        pieces = [p[column] for p in parts]
+        offsets = np.cumsum([0] + [len(p) for p in pieces[:-1]]).astype(np.int64)
+        return np.ascontiguousarray(np.concatenate(pieces), dtype=np.int64), offsets
 
-    ptr, ptr_off = packed(ptrs)
-    eo, ent_off = packed(os_)
-    ek, _ = packed(ks)
-    ef, _ = packed(firsts)
+    ptr, ptr_off = packed(0)
+    eo, ent_off = packed(1)
+    ek, _ = packed(2)
+    ef, _ = packed(3)
     widths = np.array([w.width for w in windows], dtype=np.int64)
-    result = (ptr, ptr_off, eo, ek, ef, ent_off, widths, longest)
-    for part in result[:-1]:
-        part.flags.writeable = False
+    result = (ptr, ptr_off, eo, ek, ef, ent_off, widths, longest,
+              *edge_reads(windows[-1]))
+    for part in result:
+        if isinstance(part, np.ndarray):
+            part.flags.writeable = False
     return result
 
 

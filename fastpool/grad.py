@@ -122,7 +122,11 @@ class _Backward:
                   for a in (g_lin, g_sel, sel, target, b, c, d)]
         present = [a for a in window if a is not None]
         weights = self.weights if use_weights else None
-        lists = reading_lists(call.windows)
+        # Linear and index-selection terms read the last axis' interior
+        # directly (the kernel's spread_row): they need only its edge lists.
+        spread = kind == _KIND.K_LINEAR and target is None and (g_sel is None
+                                                               or sel is not None)
+        lists = reading_lists(call.windows, full_last=not spread)
         tables, tab_off, _, out_len, interior = call.geometry_args
         front = [dx] + ([weights] if weights is not None else [])
         for views in call.views(*front, *present):

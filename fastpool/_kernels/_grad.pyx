@@ -426,6 +426,13 @@ cdef struct Lists:
     const int64_t* ent_off
     const int64_t* tables
     const int64_t* tab_off
+    # The last axis' (cell, window, tap, first) of the windows outside its
+    # interior only, sorted by cell.
+    const int64_t* edge_cell
+    const int64_t* edge_o
+    const int64_t* edge_k
+    const int64_t* edge_f
+    int64_t n_edge
 
 
 cdef struct Arrays:
@@ -623,8 +630,7 @@ cdef void spread_row(const Arrays* ar, const Lists* L, const Params* sp,
     not depend on the threads either."""
     cdef int64_t d = ar.d, osl = ar.os[ar.d], nl = ar.n[ar.d], k = ar.width[ar.d]
     cdef int64_t st = ar.s, pad = ar.p, dil = ar.dil, lo = ar.lo, hi = ar.hi
-    cdef int64_t n = c1 - c0, q, j, o, o0, o1, e, c, base, W = ar.W
-    cdef const int64_t* tab = L.tables + L.tab_off[d - 1]
+    cdef int64_t n = c1 - c0, q, j, o, o0, o1, e, e0, e1, c, base
     cdef const double* kern = sp.kernel
     cdef const double* Gq
     cdef const int64_t* Sq
@@ -635,6 +641,15 @@ cdef void spread_row(const Arrays* ar, const Lists* L, const Params* sp,
     for c in range(n):
         buf[c] = 0.0
         bufs[c] = 0.0
+    # the first edge entry of a cell in [c0, c1)
+    e0 = 0
+    e1 = L.n_edge
+    while e0 < e1:
+        e = (e0 + e1) // 2
+        if L.edge_cell[e] < c0:
+            e0 = e + 1
+        else:
+            e1 = e
     if G != NULL:
         for q in range(nq):
             Gq = G + QO[q]
@@ -650,28 +665,35 @@ cdef void spread_row(const Arrays* ar, const Lists* L, const Params* sp,
                 else:
                     for o in range(o0, o1):
                         buf[o * st - base - c0] += Gq[o * osl]
-            # the other windows through the table (padding, copies, edges)
-            for o in range(W):
-                if lo <= o < hi:
-                    continue
-                for j in range(k):
-                    e = tab[o * k + j]
-                    if c0 <= e < c1:
-                        buf[e - c0] += Gq[o * osl] * (kern[QK[q] + j] if kern != NULL
-                                                      else 1.0)
+            # the other windows (padding, copies, irregular windows) by list
+            e = e0
+            while e < L.n_edge and L.edge_cell[e] < c1:
+                buf[L.edge_cell[e] - c0] += Gq[L.edge_o[e] * osl] * (
+                    kern[QK[q] + L.edge_k[e]] if kern != NULL else 1.0)
+                e += 1
     if H != NULL:
+        # the interior windows that read a cell of [c0, c1) (only they can pick
+        # one); the others by list below
+        o0 = max(lo, (c0 + pad - (k - 1) * dil + st - 1) // st
+                 if c0 + pad - (k - 1) * dil >= 0 else 0)
+        o1 = min(hi, (c1 - 1 + pad) // st + 1)
         for q in range(nq):
             if not QF[q]:
                 continue
             Sq = sel + QO[q]
             Gq = H + QO[q]
             base = rflat * nl + c0
-            for o in range(W):
+            for o in range(o0, o1):
                 # branch-free: whether a window's pick lies in this row is a
                 # coin flip for the branch predictor
                 e = Sq[o * osl] - base
                 inside = (e >= 0) & (e < n)
                 bufs[e if inside else 0] += Gq[o * osl] if inside else 0.0
+            e = e0
+            while e < L.n_edge and L.edge_cell[e] < c1:
+                if L.edge_f[e] and Sq[L.edge_o[e] * osl] == base + L.edge_cell[e] - c0:
+                    bufs[L.edge_cell[e] - c0] += Gq[L.edge_o[e] * osl]
+                e += 1
     for c in range(n):
         cf = buf[c]
         if omit or has_nd or cellk != C_ONE:
@@ -818,6 +840,8 @@ def gather(const T[:] dtype_tag, cnp.ndarray x, object weights, cnp.ndarray dx,
            object d, const int64_t[::1] ptr, const int64_t[::1] ptr_off,
            const int64_t[::1] eo, const int64_t[::1] ek, const int64_t[::1] ef,
            const int64_t[::1] ent_off, const int64_t[::1] widths, int64_t maxlist,
+           const int64_t[::1] edge_cell, const int64_t[::1] edge_o,
+           const int64_t[::1] edge_k, const int64_t[::1] edge_f,
            const int64_t[::1] tables, const int64_t[::1] tab_off,
            const int64_t[::1] out_len, const int64_t[::1] interior, int kind,
            int cell=C_ONE, double beta=0.0, double alpha=0.0, double lam=1.0,
@@ -871,6 +895,11 @@ def gather(const T[:] dtype_tag, cnp.ndarray x, object weights, cnp.ndarray dx,
     L.ent_off = &ent_off[0]
     L.tables = &tables[0]
     L.tab_off = &tab_off[0]
+    L.n_edge = edge_cell.shape[0]
+    L.edge_cell = &edge_cell[0] if L.n_edge else NULL
+    L.edge_o = &edge_o[0] if L.n_edge else NULL
+    L.edge_k = &edge_k[0] if L.n_edge else NULL
+    L.edge_f = &edge_f[0] if L.n_edge else NULL
     sp = make_params(weights, kernel, beta, alpha, lam, asymmetric, soft)
     sp.kind = kind
     sp.cell = cell
