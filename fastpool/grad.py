@@ -42,8 +42,6 @@ _CELL = _kernel.Cell
 # Windows of up to this many samples find their selected sample by value.
 _FIND_BY_VALUE = 64
 
-_SHARED = ("size", "stride", "padding", "dilation", "ceil_mode", "mode", "cval",
-           "nan_policy", "nodata", "axes", "workers")
 
 
 # --------------------------------------------------------------------------- engine
@@ -216,9 +214,6 @@ def _selection(bw, is_min):
 
 # --------------------------------------------------------------------------- methods
 # Each takes grad_output, input and the forward function's keywords by name.
-
-def _geometry(kw):
-    return {k: kw[k] for k in _SHARED if k in kw}
 
 
 def _extremum(is_min):
