@@ -38,6 +38,10 @@ from ._pool import _Call, _check_divisor
 _STAT = _kernel.Stat
 _KIND = _kernel.Kind
 _CELL = _kernel.Cell
+_DISJOINT = _kernel.Disjoint
+
+# The largest window the one-pass SoftPool gradient takes (its SOFT_WINDOW).
+_SOFT_WINDOW = 64
 
 # Windows of up to this many samples find their selected sample by value.
 _FIND_BY_VALUE = 64
@@ -226,23 +230,29 @@ def _extremum(is_min):
     return backward
 
 
-def _disjoint(bw, factors=None, is_min=False):
+def _disjoint(bw, factors=None, is_min=False, beta=None):
     """Where no two windows share an element (blocks: stride >= size), each
     window writes its own elements in one pass: ``factors`` (a mean's share) to
-    all of them, or without, max (min) pooling's gradient.  None where that
-    does not hold (and with nodata, or missing values for ``factors``)."""
+    all of them, with ``beta`` SoftPool's gradient, else max (min) pooling's.
+    None where that does not hold (and with nodata, or missing values for the
+    means and SoftPool)."""
     call = bw.call
     disjoint, covering = read_once(call.windows)
-    if not disjoint or call.nodata is not None or (factors is not None and call.omit):
+    mode = (_DISJOINT.D_LINEAR if factors is not None else
+            _DISJOINT.D_SOFT if beta is not None else _DISJOINT.D_EXTREMUM)
+    if (not disjoint or call.nodata is not None
+            or (mode != _DISJOINT.D_EXTREMUM and call.omit)
+            or (mode == _DISJOINT.D_SOFT
+                and math.prod(w.width for w in call.windows) > _SOFT_WINDOW)):
         return None
     dx = bw.result(zeroed=not covering, strides=call.x.strides)
     if dx.strides != tuple(s // call.x.itemsize * dx.itemsize for s in call.x.strides):
         return None
-    linear = factors is not None
-    g = np.ascontiguousarray(factors, dtype=np.float64) if linear else bw.g
+    g = bw.g if factors is None else np.ascontiguousarray(factors, dtype=np.float64)
     for xv, dxv, gv in call.views(dx, g):
-        _kernel.disjoint(call.tag, xv, dxv, gv, *call.geometry_args, linear, is_min,
-                         omit=call.omit, cval=call.cval, nthreads=call.nthreads)
+        _kernel.disjoint(call.tag, xv, dxv, gv, *call.geometry_args, mode, is_min,
+                         omit=call.omit, beta=1.0 if beta is None else beta,
+                         cval=call.cval, nthreads=call.nthreads)
     return bw.finish(dx)
 
 
@@ -300,6 +310,9 @@ def _soft_backward(grad_output, input, size, beta=1.0, output=None, **kw):
     if math.isinf(beta):
         return _extremum(beta < 0)(grad_output, input, size=size, output=output, **kw)
     bw = _Backward(grad_output, input, size=size, output=output, **kw)
+    dx = _disjoint(bw, beta=beta)
+    if dx is not None:
+        return dx
     st = bw.stats(_STAT.S_SOFTMAX, ("a", "b"), beta=beta, soft=True)
     return bw.gather(_KIND.K_EXP, g_lin=bw.g, b=st["a"], c=st["b"], beta=beta,
                      soft=True)

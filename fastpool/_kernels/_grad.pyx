@@ -53,6 +53,12 @@ cpdef enum Kind:
     K_DPP = 3      # sum g[o] * (alpha + rho(x-b) + (x-c) rho'(x-b) - d)
 
 
+cpdef enum Disjoint:
+    D_EXTREMUM = 0     # max (min) pooling's: all to the first extremum
+    D_LINEAR = 1       # ``gout`` (a mean's per-window factor) to every element
+    D_SOFT = 2         # SoftPool's (windows of up to SOFT_WINDOW samples)
+
+
 cpdef enum Cell:
     C_ONE = 0      # no cell factor
     C_WEIGHT = 1   # the weights array
@@ -1094,8 +1100,58 @@ cdef void disjoint_row(const Geom* g, const T* xb, F* db, const double* gb,
                                                    and not best_cval) else 0.0)
 
 
+cdef enum:
+    SOFT_WINDOW = 64   # the largest window the one-pass SoftPool gradient holds
+
+
+cdef void disjoint_soft_row(const Geom* g, const T* xb, F* db, const double* gb,
+                            const int64_t* roff, const char* rcv, Py_ssize_t nrows,
+                            double beta, T cval) noexcept nogil:
+    """SoftPool's gradient for one output row of windows that share no element:
+    each window's exponentials are taken once (shifted by its largest logit) and
+    its elements receive ``g * e_i / E * (1 + beta * (x_i - out))``; a window
+    holding a NaN sends NaN to each of them."""
+    cdef const int64_t* tab = g.tables + g.tab_off[g.d - 1]
+    cdef int64_t os = g.out_stride[g.d], sc = g.sc, e
+    cdef Py_ssize_t w, r, j, i, n
+    cdef double V[SOFT_WINDOW]
+    cdef double X[SOFT_WINDOW]
+    cdef int64_t OFF[SOFT_WINDOW]
+    cdef double m, total, out, gv, v
+    cdef bint is_cval, nan
+    for w in range(g.W):
+        n = 0
+        nan = False
+        m = -INFINITY
+        for r in range(nrows):
+            for j in range(g.k):
+                e = tab[w * g.k + j]
+                if e == EXCLUDED:
+                    continue
+                is_cval = e < EXCLUDED or rcv[r]
+                if e < EXCLUDED:
+                    e = -2 - e
+                v = <double>(cval if is_cval else xb[roff[r] + e * sc])
+                nan = nan or v != v
+                X[n] = v
+                OFF[n] = -1 if is_cval else roff[r] + e * sc
+                m = max(m, beta * v)
+                n += 1
+        total = 0.0
+        out = 0.0
+        for i in range(n):
+            V[i] = exp(beta * X[i] - m)
+            total += V[i]
+            out += V[i] * X[i]
+        out = out / total
+        gv = gb[w * os] / total
+        for i in range(n):
+            if OFF[i] >= 0:
+                db[OFF[i]] = <F>(NAN if nan else gv * V[i] * (1.0 + beta * (X[i] - out)))
+
+
 cdef int disjoint_engine(const Geom* g, const T* x, F* dx, const double* gout,
-                         bint linear, bint is_min, bint omit, T cval,
+                         int mode, bint is_min, bint omit, double beta, T cval,
                          int nthreads) noexcept nogil:
     cdef Py_ssize_t total = g.nbatch * g.nrows_out, t, bi, orow, nrows
     cdef int64_t oo, io
@@ -1125,9 +1181,14 @@ cdef int disjoint_engine(const Geom* g, const T* x, F* dx, const double* gout,
             oo = 0
             io = 0
             nrows = collect_rows(g, orow, roff, rflat, rcv, &oo, &io)
+            if mode == D_SOFT:
+                disjoint_soft_row(g, x + bi * g.in_stride[0], dx + bi * g.in_stride[0],
+                                  gout + bi * g.out_stride[0] + oo, roff, rcv, nrows,
+                                  beta, cval)
+                continue
             disjoint_row(g, x + bi * g.in_stride[0], dx + bi * g.in_stride[0],
-                         gout + bi * g.out_stride[0] + oo, roff, rcv, nrows, linear,
-                         is_min, omit, cval, LM, LS, GL)
+                         gout + bi * g.out_stride[0] + oo, roff, rcv, nrows,
+                         mode == D_LINEAR, is_min, omit, cval, LM, LS, GL)
     free(scratch)
     return 0
 
@@ -1135,13 +1196,11 @@ cdef int disjoint_engine(const Geom* g, const T* x, F* dx, const double* gout,
 def disjoint(const T[:] dtype_tag, cnp.ndarray x, cnp.ndarray dx, cnp.ndarray gout,
              const int64_t[::1] tables, const int64_t[::1] tab_off,
              const int64_t[::1] width, const int64_t[::1] out_len,
-             const int64_t[::1] interior, bint linear, bint is_min=False,
-             bint omit=False, object cval=0, int nthreads=1):
+             const int64_t[::1] interior, int mode, bint is_min=False,
+             bint omit=False, double beta=1.0, object cval=0, int nthreads=1):
     """Gradients where no two windows share an input element, window by window,
-    each writing only its own elements: ``linear``, ``gout`` to every element
-    (avg, sum: ``gout`` holds the per-window factor); else max (min) pooling's.
-    ``dx`` has ``x``'s element strides; elements outside every window are left
-    as they are."""
+    each writing only its own elements (see Disjoint).  ``dx`` has ``x``'s
+    element strides; elements outside every window are left as they are."""
     cdef Geom g = make_geom(x, gout, None, tables, tab_off, width, out_len, interior)
     cdef T cv = cval
     cdef const T* xp = <const T*>cnp.PyArray_DATA(x)
@@ -1151,10 +1210,10 @@ def disjoint(const T[:] dtype_tag, cnp.ndarray x, cnp.ndarray dx, cnp.ndarray go
     cdef int rc
     with nogil:
         if f32:
-            rc = disjoint_engine(&g, xp, <float*>dxp, gp, linear, is_min, omit, cv,
-                                 nthreads)
+            rc = disjoint_engine(&g, xp, <float*>dxp, gp, mode, is_min, omit, beta,
+                                 cv, nthreads)
         else:
-            rc = disjoint_engine(&g, xp, <double*>dxp, gp, linear, is_min, omit, cv,
-                                 nthreads)
+            rc = disjoint_engine(&g, xp, <double*>dxp, gp, mode, is_min, omit, beta,
+                                 cv, nthreads)
     if rc:
         raise MemoryError("fastpool: no memory for the per-thread buffers")
