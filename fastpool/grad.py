@@ -150,15 +150,13 @@ class _Backward:
             return dict(target=values)
         return dict(sel=self.stats(_STAT.S_LOCATE, ("sel",), target=values)["sel"])
 
-    def result(self, zeroed=False, strides=None):
+    def result(self, zeroed=False):
         """The array the kernels write: the user's ``output`` where it is a float
-        array of the gradient's dtype (and, if given, element ``strides``), else
-        a new one laid out like the input."""
+        array of the gradient's dtype, else a new one laid out like the input."""
         out = self.output
         if (isinstance(out, np.ndarray) and out.dtype == self.dtype
                 and out.dtype.isnative and out.flags.aligned
-                and (strides is None or out.strides == tuple(
-                    s // self.call.x.itemsize * out.itemsize for s in strides))):
+                and all(s % out.itemsize == 0 for s in out.strides)):
             out = S.prepare_output(out, self.call.x.shape, self.dtype, self.input)
             if zeroed:
                 out[...] = 0
@@ -245,9 +243,7 @@ def _disjoint(bw, factors=None, is_min=False, beta=None):
             or (mode == _DISJOINT.D_SOFT
                 and math.prod(w.width for w in call.windows) > _SOFT_WINDOW)):
         return None
-    dx = bw.result(zeroed=not covering, strides=call.x.strides)
-    if dx.strides != tuple(s // call.x.itemsize * dx.itemsize for s in call.x.strides):
-        return None
+    dx = bw.result(zeroed=not covering)
     g = bw.g if factors is None else np.ascontiguousarray(factors, dtype=np.float64)
     for xv, dxv, gv in call.views(dx, g):
         _kernel.disjoint(call.tag, xv, dxv, gv, *call.geometry_args, mode, is_min,

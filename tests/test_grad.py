@@ -1162,3 +1162,17 @@ def test_grad_output_dtypes():
     b = rng.random((3, 3)) < 0.5
     np.testing.assert_array_equal(fastpool.grad.max_pool(b, x, 2),
                                   fastpool.grad.max_pool(b.astype(np.float64), x, 2))
+
+
+@pytest.mark.parametrize("name", ["soft_pool", "max_pool", "avg_pool"])
+def test_one_pass_blocks_are_bitwise_across_layouts(name):
+    """Regression: 2x2 blocks take the one-pass path whatever the input's strides
+    (it required the gradient to share the input's strides, so a strided input took
+    the gather, whose SoftPool sums round differently)."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((3, 16, 20))[:, ::2, :]
+    g = rng.standard_normal((3, 4, 10))
+    want = getattr(fastpool.grad, name)(g, np.ascontiguousarray(x), 2, axes=(1, 2))
+    for layout in (x, np.asfortranarray(x)):
+        got = getattr(fastpool.grad, name)(g, layout, 2, axes=(1, 2))
+        assert np.array_equal(got, want)

@@ -982,7 +982,8 @@ cdef void first_extremum_taps(const Geom* g, const T* xb, const int64_t* roff,
 
 
 cdef void disjoint_row(const Geom* g, const T* xb, F* db, const double* gb,
-                       const int64_t* roff, const char* rcv, Py_ssize_t nrows,
+                       const int64_t* roff, const int64_t* droff, int64_t dsc,
+                       const char* rcv, Py_ssize_t nrows,
                        bint linear, bint is_min, bint omit, T cval, T* M, int32_t* S,
                        F* GL) noexcept nogil:
     """One output row of windows that share no input element: each window writes
@@ -998,7 +999,8 @@ cdef void disjoint_row(const Geom* g, const T* xb, F* db, const double* gb,
     cdef bint any_cval = False, have, best_cval, is_cval
     cdef double gv
     cdef F* q
-    cdef bint pairs = g.k == 2 and g.s == 2 and g.dil == 1 and g.sc == 1
+    cdef int64_t dstep = g.s * dsc
+    cdef bint pairs = g.k == 2 and g.s == 2 and g.dil == 1 and g.sc == 1 and dsc == 1
     # Local lanes: the compiler can see that the stores to ``db`` do not touch
     # them (through the scratch pointers it could not, and did not vectorise).
     cdef F GLl[64]
@@ -1016,7 +1018,7 @@ cdef void disjoint_row(const Geom* g, const T* xb, F* db, const double* gb,
             GLl[i] = <F>gb[(w + i) * os]
         if linear and pairs:
             for r in range(nrows):
-                q = db + roff[r] + (w * st - pad)
+                q = db + droff[r] + (w * st - pad)
                 for i in range(nl):
                     q[2 * i] = GLl[i]
                     q[2 * i + 1] = GLl[i]
@@ -1025,9 +1027,9 @@ cdef void disjoint_row(const Geom* g, const T* xb, F* db, const double* gb,
         if linear:
             for r in range(nrows):
                 for j in range(g.k):
-                    q = db + roff[r] + (w * st - pad + j * dil) * sc
+                    q = db + droff[r] + (w * st - pad + j * dil) * dsc
                     for i in range(nl):
-                        q[i * step] = GLl[i]
+                        q[i * dstep] = GLl[i]
             w = w + nl
             continue
         first_extremum_taps(g, xb, roff, nrows, w, nl, is_min, omit, Ml, Sl)
@@ -1039,7 +1041,7 @@ cdef void disjoint_row(const Geom* g, const T* xb, F* db, const double* gb,
             # 2-wide blocks of contiguous rows: both elements of a window in one
             # store, not every other element in two passes over the row.
             for r in range(nrows):
-                q = db + roff[r] + (w * st - pad)
+                q = db + droff[r] + (w * st - pad)
                 tap = <int32_t>(2 * r)
                 for i in range(nl):
                     q[2 * i] = GLl[i] if Sl[i] == tap else 0
@@ -1048,10 +1050,10 @@ cdef void disjoint_row(const Geom* g, const T* xb, F* db, const double* gb,
             continue
         for r in range(nrows):
             for j in range(g.k):
-                q = db + roff[r] + (w * st - pad + j * dil) * sc
+                q = db + droff[r] + (w * st - pad + j * dil) * dsc
                 tap = <int32_t>(r * g.k + j)
                 for i in range(nl):
-                    q[i * step] = GLl[i] if Sl[i] == tap else 0
+                    q[i * dstep] = GLl[i] if Sl[i] == tap else 0
         w = w + nl
     for w in range(g.W):
         if lo <= w < hi:
@@ -1064,7 +1066,7 @@ cdef void disjoint_row(const Geom* g, const T* xb, F* db, const double* gb,
                 for j in range(g.k):
                     e = tab[w * g.k + j]
                     if e >= 0:
-                        db[roff[r] + e * sc] = <F>gv
+                        db[droff[r] + e * dsc] = <F>gv
             continue
         have = False
         best_r = -1
@@ -1096,7 +1098,7 @@ cdef void disjoint_row(const Geom* g, const T* xb, F* db, const double* gb,
                 e = tab[w * g.k + j]
                 if e < 0:
                     continue
-                db[roff[r] + e * sc] = <F>(gv if (r == best_r and j == best_j
+                db[droff[r] + e * dsc] = <F>(gv if (r == best_r and j == best_j
                                                    and not best_cval) else 0.0)
 
 
@@ -1105,7 +1107,8 @@ cdef enum:
 
 
 cdef void disjoint_soft_row(const Geom* g, const T* xb, F* db, const double* gb,
-                            const int64_t* roff, const char* rcv, Py_ssize_t nrows,
+                            const int64_t* roff, const int64_t* droff, int64_t dsc,
+                            const char* rcv, Py_ssize_t nrows,
                             double beta, T cval) noexcept nogil:
     """SoftPool's gradient for one output row of windows that share no element:
     each window's exponentials are taken once (shifted by its largest logit) and
@@ -1134,7 +1137,7 @@ cdef void disjoint_soft_row(const Geom* g, const T* xb, F* db, const double* gb,
                 v = <double>(cval if is_cval else xb[roff[r] + e * sc])
                 nan = nan or v != v
                 X[n] = v
-                OFF[n] = -1 if is_cval else roff[r] + e * sc
+                OFF[n] = -1 if is_cval else droff[r] + e * dsc
                 m = max(m, beta * v)
                 n += 1
         total = 0.0
@@ -1150,16 +1153,17 @@ cdef void disjoint_soft_row(const Geom* g, const T* xb, F* db, const double* gb,
                 db[OFF[i]] = <F>(NAN if nan else gv * V[i] * (1.0 + beta * (X[i] - out)))
 
 
-cdef int disjoint_engine(const Geom* g, const T* x, F* dx, const double* gout,
-                         int mode, bint is_min, bint omit, double beta, T cval,
-                         int nthreads) noexcept nogil:
+cdef int disjoint_engine(const Geom* g, const Geom* gd, const T* x, F* dx,
+                         const double* gout, int mode, bint is_min, bint omit,
+                         double beta, T cval, int nthreads) noexcept nogil:
     cdef Py_ssize_t total = g.nbatch * g.nrows_out, t, bi, orow, nrows
-    cdef int64_t oo, io
+    cdef int64_t oo, io, oo2, io2
     cdef Py_ssize_t rb = ((max(g.max_rows, 1) * 8) + 63) & ~(<Py_ssize_t>63)
-    cdef Py_ssize_t per_thread = 3 * rb + 64 * 24
+    cdef Py_ssize_t per_thread = 4 * rb + 64 * 24
     cdef char* scratch = <char*>aligned_alloc(64, per_thread * nthreads)
     cdef char* mine
     cdef int64_t* roff
+    cdef int64_t* droff
     cdef int64_t* rflat
     cdef char* rcv
     cdef T* LM
@@ -1172,22 +1176,27 @@ cdef int disjoint_engine(const Geom* g, const T* x, F* dx, const double* gout,
         roff = <int64_t*>mine
         rflat = <int64_t*>(mine + rb)
         rcv = mine + 2 * rb
-        LM = <T*>(mine + 3 * rb)
-        LS = <int32_t*>(mine + 3 * rb + 64 * 8)
-        GL = <F*>(mine + 3 * rb + 64 * 16)
+        droff = <int64_t*>(mine + 3 * rb)
+        LM = <T*>(mine + 4 * rb)
+        LS = <int32_t*>(mine + 4 * rb + 64 * 8)
+        GL = <F*>(mine + 4 * rb + 64 * 16)
         for t in prange(total, schedule="static"):
             bi = t // g.nrows_out
             orow = t - bi * g.nrows_out
             oo = 0
             io = 0
+            oo2 = 0
+            io2 = 0
             nrows = collect_rows(g, orow, roff, rflat, rcv, &oo, &io)
+            # the same rows' offsets in dx (its own strides)
+            collect_rows(gd, orow, droff, rflat, rcv, &oo2, &io2)
             if mode == D_SOFT:
-                disjoint_soft_row(g, x + bi * g.in_stride[0], dx + bi * g.in_stride[0],
-                                  gout + bi * g.out_stride[0] + oo, roff, rcv, nrows,
-                                  beta, cval)
+                disjoint_soft_row(g, x + bi * g.in_stride[0], dx + bi * gd.in_stride[0],
+                                  gout + bi * g.out_stride[0] + oo, roff, droff,
+                                  gd.sc, rcv, nrows, beta, cval)
                 continue
-            disjoint_row(g, x + bi * g.in_stride[0], dx + bi * g.in_stride[0],
-                         gout + bi * g.out_stride[0] + oo, roff, rcv, nrows,
+            disjoint_row(g, x + bi * g.in_stride[0], dx + bi * gd.in_stride[0],
+                         gout + bi * g.out_stride[0] + oo, roff, droff, gd.sc, rcv, nrows,
                          mode == D_LINEAR, is_min, omit, cval, LM, LS, GL)
     free(scratch)
     return 0
@@ -1199,9 +1208,10 @@ def disjoint(const T[:] dtype_tag, cnp.ndarray x, cnp.ndarray dx, cnp.ndarray go
              const int64_t[::1] interior, int mode, bint is_min=False,
              bint omit=False, double beta=1.0, object cval=0, int nthreads=1):
     """Gradients where no two windows share an input element, window by window,
-    each writing only its own elements (see Disjoint).  ``dx`` has ``x``'s
-    element strides; elements outside every window are left as they are."""
+    each writing only its own elements (see Disjoint); elements outside every
+    window are left as they are."""
     cdef Geom g = make_geom(x, gout, None, tables, tab_off, width, out_len, interior)
+    cdef Geom gd = make_geom(dx, gout, None, tables, tab_off, width, out_len, interior)
     cdef T cv = cval
     cdef const T* xp = <const T*>cnp.PyArray_DATA(x)
     cdef const double* gp = <const double*>cnp.PyArray_DATA(gout)
@@ -1210,10 +1220,10 @@ def disjoint(const T[:] dtype_tag, cnp.ndarray x, cnp.ndarray dx, cnp.ndarray go
     cdef int rc
     with nogil:
         if f32:
-            rc = disjoint_engine(&g, xp, <float*>dxp, gp, mode, is_min, omit, beta,
+            rc = disjoint_engine(&g, &gd, xp, <float*>dxp, gp, mode, is_min, omit, beta,
                                  cv, nthreads)
         else:
-            rc = disjoint_engine(&g, xp, <double*>dxp, gp, mode, is_min, omit, beta,
+            rc = disjoint_engine(&g, &gd, xp, <double*>dxp, gp, mode, is_min, omit, beta,
                                  cv, nthreads)
     if rc:
         raise MemoryError("fastpool: no memory for the per-thread buffers")
