@@ -305,16 +305,19 @@ cdef int stats_engine(const Geom* g, const Params* sp, const T* x, const char* w
                 for w in range(nrows):
                     if rcv[w]:
                         hi = lo
+                # each tap's flat input index, less the window's start (F is
+                # free until the table path below)
+                for r in range(nrows):
+                    for i in range(g.k):
+                        F[r * g.k + i] = rflat[r] * g.in_len[g.d] + i * g.dil - g.p
                 w = lo
                 while w < hi:
                     nl = min(<Py_ssize_t>64, hi - w)
                     first_extremum_taps(g, x + bi * g.in_stride[0], roff, nrows, w,
                                         nl, sp.stat == S_ARGMIN, omit, LM, LT)
                     for i in range(nl):
-                        r = LT[i] // g.k
                         sel[bi * g.out_stride[0] + oo + (w + i) * os] = (
-                            rflat[r] * g.in_len[g.d]
-                            + (w + i) * g.s - g.p + (LT[i] - r * g.k) * g.dil)
+                            F[LT[i]] + (w + i) * g.s)
                     w = w + nl
             for w in range(g.W):
                 if lo <= w < hi:
