@@ -526,34 +526,32 @@ cdef bint earlier_equal(const Arrays* ar, const Lists* L, const T* xb,
 
 cdef void gather_row(const Arrays* ar, const Lists* L, const Params* sp, const T* xb,
                      const T* xr, const char* wr, F* dxr, const double* G,
-                     const double* H, const int64_t* sel, const T* tgt,
+                     const double* H, const T* tgt,
                      const double* B, const double* C, const double* D,
-                     const int64_t* QO, const int64_t* QK, const int64_t* QF,
-                     const int64_t* QA, Py_ssize_t nq, int64_t rflat, int64_t c0,
-                     int64_t c1, bint omit, bint has_nd, T nd, T cval,
-                     int64_t* oa, int64_t* ka) noexcept nogil:
+                     const int64_t* QO, const int64_t* QK, const int64_t* QA,
+                     Py_ssize_t nq, int64_t c0, int64_t c1, bint omit, bint has_nd,
+                     T nd, T cval, int64_t* oa, int64_t* ka) noexcept nogil:
     """Cells ``[c0, c1)`` of one input row (``xr``, ``dxr``, ``wr`` point at the
-    row; window arrays at the batch item).  ``QO/QK/QF/QA``: the ``nq`` windows
-    of the first d-1 axes reading the row (offset, flat tap, first flag, and the
-    per-axis window and tap indices)."""
+    row; window arrays at the batch item), element by element through the last
+    axis' lists: the non-linear kinds, and selections found by value (``H`` to
+    the first valid sample equal to ``tgt``).  ``QO/QK/QA``: the ``nq`` windows
+    of the first d-1 axes reading the row (offset, flat tap, and the per-axis
+    window and tap indices)."""
     # Everything the loop reads, as locals: through the structs every load
     # would repeat after each store to dx (the pointers may alias).
     cdef int64_t d = ar.d, nr = ar.d - 1
     cdef int64_t osl = ar.os[d], xsl = ar.xs[d], dxsl = ar.dxs[d], wsl = ar.ws[d]
-    cdef int64_t nl = ar.n[d]
     cdef const int64_t* lp = L.ptr + L.ptr_off[d - 1]
     cdef const int64_t* eoL = L.eo + L.ent_off[d - 1]
     cdef const int64_t* ekL = L.ek + L.ent_off[d - 1]
-    cdef const int64_t* efL = L.ef + L.ent_off[d - 1]
     cdef int kind = sp.kind, cellk = sp.cell
     cdef const double* kern = sp.kernel
     cdef bint linear = kind == K_LINEAR, soft = sp.soft and kind == K_EXP
     cdef bint need_x = omit or has_nd or not linear or cellk == C_POWER or tgt != NULL
     cdef bint wf32 = sp.weights_f32
     cdef double beta = sp.beta, p1 = sp.p1, neg_p1 = sp.neg_p1
-    cdef int64_t c, e, q, off, ol, kl, fl, flat, a, e0, e1
+    cdef int64_t c, e, q, off, ol, kl, a, e0, e1
     cdef double acc, accs, xv = 0.0, wv = 0.0, cf
-    cdef bint hit
     cdef T tv = 0
     for c in range(c0, c1):
         acc = 0.0
@@ -571,52 +569,27 @@ cdef void gather_row(const Arrays* ar, const Lists* L, const Params* sp, const T
             wv = beta * xv
         e0 = lp[c]
         e1 = lp[c + 1]
-        if linear and H == NULL and kern == NULL:
-            # avg, sum, weighted, Lp: the plain sum of the windows' factors
-            for e in range(e0, e1):
-                ol = eoL[e] * osl
-                for q in range(nq):
-                    acc += G[QO[q] + ol]
-        elif G == NULL and sel != NULL:
-            # max and the other selections by index: one comparison per window
-            flat = rflat * nl + c
-            for e in range(e0, e1):
-                ol = eoL[e] * osl
-                fl = efL[e]
-                for q in range(nq):
-                    off = QO[q] + ol
-                    # branch-free: whether a window picked this cell is a coin flip
-                    hit = ((fl & QF[q]) != 0) & (sel[off] == flat)
-                    accs += H[off] if hit else 0.0
-        else:
-            flat = rflat * nl + c
-            for e in range(e0, e1):
-                ol = eoL[e] * osl
-                kl = ekL[e]
-                fl = efL[e]
-                for q in range(nq):
-                    off = QO[q] + ol
-                    if G != NULL:
-                        if not linear:
-                            acc += cell_term(sp, xv, wv, G[off], B, C, D, off)
-                        elif kern != NULL:
-                            acc += G[off] * kern[QK[q] + kl]
-                        else:
-                            acc += G[off]
-                    if H == NULL:
-                        continue
-                    if sel != NULL:
-                        if QF[q] and fl and sel[off] == flat:
-                            accs += H[off]
-                    elif same_value(tv, tgt[off]):
-                        for a in range(nr):
-                            oa[a] = QA[q * 2 * nr + a]
-                            ka[a] = QA[q * 2 * nr + nr + a]
-                        oa[nr] = eoL[e]
-                        ka[nr] = kl
-                        if not earlier_equal(ar, L, xb, oa, ka, tgt[off], omit,
-                                             has_nd, nd, cval):
-                            accs += H[off]
+        for e in range(e0, e1):
+            ol = eoL[e] * osl
+            kl = ekL[e]
+            for q in range(nq):
+                off = QO[q] + ol
+                if G != NULL:
+                    if not linear:
+                        acc += cell_term(sp, xv, wv, G[off], B, C, D, off)
+                    elif kern != NULL:
+                        acc += G[off] * kern[QK[q] + kl]
+                    else:
+                        acc += G[off]
+                if H != NULL and same_value(tv, tgt[off]):
+                    for a in range(nr):
+                        oa[a] = QA[q * 2 * nr + a]
+                        ka[a] = QA[q * 2 * nr + nr + a]
+                    oa[nr] = eoL[e]
+                    ka[nr] = kl
+                    if not earlier_equal(ar, L, xb, oa, ka, tgt[off], omit, has_nd,
+                                         nd, cval):
+                        accs += H[off]
         if linear and acc != 0.0 and cellk != C_ONE:
             if cellk == C_WEIGHT:
                 cf = wv
@@ -835,11 +808,10 @@ cdef int gather_engine(const Arrays* ar, const Lists* L, const Params* sp, const
             gather_row(ar, L, sp, x + bi * ar.xs[0], x + xo,
                        wts + wo * wbytes if wts != NULL else NULL, dx + dxo,
                        G + ob if G != NULL else NULL, H + ob if H != NULL else NULL,
-                       sel + ob if sel != NULL else NULL,
                        tgt + ob if tgt != NULL else NULL,
                        B + ob if B != NULL else NULL, C + ob if C != NULL else NULL,
-                       D + ob if D != NULL else NULL, QO, QK, QF, QA, nq, rflat, c0,
-                       c1, omit, has_nd, nd, cval, oa, ka)
+                       D + ob if D != NULL else NULL, QO, QK, QA, nq, c0, c1, omit,
+                       has_nd, nd, cval, oa, ka)
     free(scratch)
     return 0
 
