@@ -57,7 +57,7 @@ class _Backward:
     def __init__(self, grad_output, input, size, stride=None, padding=0, dilation=1,
                  ceil_mode=False, mode="ignore", cval=0.0, nan_policy="propagate",
                  nodata=None, axes=None, workers=None, output=None, weights=None,
-                 weights_name="weights"):
+                 weights_name="weights", grad_shape=None):
         self.call = call = _Call(input, size, stride, padding, dilation, ceil_mode, mode,
                                  cval, nan_policy, nodata, axes, workers,
                                  fold_channels="never")
@@ -65,7 +65,10 @@ class _Backward:
         if weights is not None:
             w = _weighted._second_array(weights_name, weights, call.x.shape)
             call.x, self.weights = _weighted._same_layout(call.x, w)
-        self.g = grad_output_array(grad_output, call.out_shape)
+        # grad_shape: the forward result's shape from the pooled one, where the
+        # forward reshapes it (catavgmax)
+        shape = call.out_shape if grad_shape is None else grad_shape(call)
+        self.g = grad_output_array(grad_output, shape)
         self.dtype = np.dtype(np.float32 if call.x.dtype == np.float32 else np.float64)
         self.output = output
         self.input = input
@@ -388,28 +391,22 @@ def _avgmax_backward(grad_output, input, size, output=None, **kw):
 
 
 def _catavgmax_backward(grad_output, input, size, axis=None, output=None, **kw):
-    call = _Call(input, size, kw.get("stride"), kw.get("padding", 0),
-                 kw.get("dilation", 1), kw.get("ceil_mode", False),
-                 kw.get("mode", "ignore"), kw.get("cval", 0.0),
-                 kw.get("nan_policy", "propagate"), kw.get("nodata"), kw.get("axes"),
-                 kw.get("workers"), fold_channels="never")
-    shape = call.out_shape
-    g = np.asarray(grad_output)
-    if axis is None:
-        full = (2,) + shape
-    else:
+    def stacked(call):
+        """catavgmax_pool's result shape: the halves stacked or concatenated."""
+        nonlocal axis
+        shape = call.out_shape
+        if axis is None:
+            return (2,) + shape
         axis = S.normalize_axes(axis, len(shape))[0]
         if axis in call.params.axes:
             raise ValueError(f"axis {axis} is pooled; catavgmax_pool concatenates "
                              "along a non-pooled axis")
-        full = shape[:axis] + (2 * shape[axis],) + shape[axis + 1:]
-    g = grad_output_array(g, full)
-    if axis is None:
-        g_avg, g_max = g[0], g[1]
-    else:
-        g_avg, g_max = np.split(g, 2, axis=axis)
-    bw = _Backward(g_avg, input, size=size, output=output, **kw)
-    return bw.gather(_KIND.K_LINEAR, g_lin=_divide(bw.g, bw.counts()),
+        return shape[:axis] + (2 * shape[axis],) + shape[axis + 1:]
+
+    bw = _Backward(grad_output, input, size=size, output=output, grad_shape=stacked,
+                   **kw)
+    g_avg, g_max = (bw.g[0], bw.g[1]) if axis is None else np.split(bw.g, 2, axis=axis)
+    return bw.gather(_KIND.K_LINEAR, g_lin=_divide(g_avg, bw.counts()),
                      g_sel=np.ascontiguousarray(g_max), **_selection(bw, False))
 
 
