@@ -14,6 +14,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from . import _order, _pool, _weighted
 from . import _support as S
+from ._dask import dask_aware
 from ._docstrings import fill
 from ._kernels import sums as _sums
 from ._kernels import whole as _whole
@@ -61,6 +62,7 @@ def _adaptive_geometry(output_size, caller):
     return GivenGeometry(windows, caller)
 
 
+@dask_aware
 @fill
 def adaptive_pool(input, output_size, method="avg", *, axes=None, **method_kwargs):
     """Pool the ``axes`` to a given output size with any method (PyTorch's adaptive
@@ -113,6 +115,7 @@ def adaptive_pool(input, output_size, method="avg", *, axes=None, **method_kwarg
                     axes=axes, **method_kwargs)
 
 
+@dask_aware
 @fill
 def adaptive_avg_pool(input, output_size, *, axes=None, nan_policy="propagate",
                       nodata=None, output=None, workers=None):
@@ -142,6 +145,7 @@ def adaptive_avg_pool(input, output_size, *, axes=None, nan_policy="propagate",
                          nodata=nodata, output=output, workers=workers)
 
 
+@dask_aware
 @fill
 def adaptive_max_pool(input, output_size, *, axes=None, return_indices=False,
                       nan_policy="propagate", nodata=None, output=None, workers=None):
@@ -306,6 +310,7 @@ def _merge_extrema(is_min, val, count, nodata):
     return best, first
 
 
+@dask_aware
 @fill
 def global_pool(input, method="avg", *, axes=None, keepdims=False, **method_kwargs):
     """Pool the whole of the ``axes`` with any method.
@@ -372,6 +377,7 @@ def global_pool(input, method="avg", *, axes=None, keepdims=False, **method_kwar
     return output if given else np.squeeze(result, squeeze)
 
 
+@dask_aware
 @fill
 def global_avg_pool(input, *, axes=None, keepdims=False, nan_policy="propagate",
                     nodata=None, output=None, workers=None):
@@ -402,6 +408,7 @@ def global_avg_pool(input, *, axes=None, keepdims=False, nan_policy="propagate",
                        workers=workers)
 
 
+@dask_aware
 @fill
 def global_max_pool(input, *, axes=None, keepdims=False, return_indices=False,
                     nan_policy="propagate", nodata=None, output=None, workers=None):
@@ -482,6 +489,7 @@ def _fractional_samples(samples, seed, batch_shape, d):
     return u
 
 
+@dask_aware
 @fill
 def fractional_max_pool(input, output_size=None, output_ratio=None, size=2, *,
                         seed=None, samples=None, axes=None, return_indices=False,
@@ -767,6 +775,7 @@ def _pyramid_of_sums(method, x, in_dtype, factors, axes, windows, kwargs):
     return levels
 
 
+@dask_aware
 @fill
 def pyramid(input, levels=None, factor=2, method="avg", *, axes=None, **method_kwargs):
     """Mipmaps: the input pooled by ``factor``, ``factor**2``, ... (levels 1, 2, ...).

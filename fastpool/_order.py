@@ -11,6 +11,7 @@ import operator
 
 import numpy as np
 
+from ._dask import dask_aware
 from ._docstrings import fill
 from ._kernels import order as _order
 from ._pool import _Call, _kernel_target, _natural_dtype
@@ -199,6 +200,7 @@ def _mode_pool(input, size, stride, padding, dilation, ceil_mode, mode, cval,
 
 # --------------------------------------------------------------------------- public
 
+@dask_aware
 @fill
 def median_pool(input, size, stride=None, *, padding=0, dilation=1, ceil_mode=False,
                 mode="ignore", cval=0.0, nan_policy="propagate", nodata=None, axes=None,
@@ -258,6 +260,7 @@ def median_pool(input, size, stride=None, *, padding=0, dilation=1, ceil_mode=Fa
                       ceil_mode, mode, cval, nan_policy, nodata, axes, output, workers)
 
 
+@dask_aware
 @fill
 def rank_pool(input, rank, size, stride=None, *, padding=0, dilation=1,
               ceil_mode=False, mode="ignore", cval=0.0, nan_policy="propagate",
@@ -309,6 +312,7 @@ def rank_pool(input, rank, size, stride=None, *, padding=0, dilation=1,
                       rank=rank)
 
 
+@dask_aware
 @fill
 def percentile_pool(input, percentile, size, stride=None, *, padding=0, dilation=1,
                     ceil_mode=False, mode="ignore", cval=0.0, nan_policy="propagate",
@@ -359,6 +363,7 @@ def percentile_pool(input, percentile, size, stride=None, *, padding=0, dilation
                       percentile=percentile)
 
 
+@dask_aware
 @fill
 def mode_pool(input, size, stride=None, *, padding=0, dilation=1, ceil_mode=False,
               mode="ignore", cval=0.0, nan_policy="propagate", nodata=None, axes=None,

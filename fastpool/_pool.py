@@ -9,6 +9,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from . import _support as S
+from ._dask import dask_aware
 from ._docstrings import fill
 from ._geometry import (GivenGeometry, check_length, pack_tables, sliding_geometry,
                         unit_windows)
@@ -89,13 +90,8 @@ class _Call:
                  nan_policy, nodata, axes, workers, fold_channels):
         self.source = input
         x, self.in_dtype = S.as_input(input)
-        given = size if isinstance(size, GivenGeometry) else None
-        if given is None:
-            p = S.pool_params(x.ndim, size, stride, padding, dilation, ceil_mode, mode,
-                              nan_policy, axes)
-        else:
-            p, given = _given_params(x, given, stride, padding, dilation, ceil_mode,
-                                     mode, nan_policy, axes)
+        p, windows = plan_windows(x.shape, size, stride, padding, dilation, ceil_mode,
+                                  mode, nan_policy, axes)
         S.check_nan_policy(x, p.nan_policy)
         self.cval, self.nodata, nan_policy = S.fill_values(x, p.mode, cval, nodata,
                                                            p.nan_policy, self.in_dtype)
@@ -106,10 +102,9 @@ class _Call:
                                          and x.dtype.kind in "iu"):
             p = _fold_unit_stride_axis(x, p)
         self.kernel_params = p
-        if given is None:
-            self.windows = sliding_geometry(tuple(x.shape[a] for a in p.axes), p)
-        else:
-            self.windows = tuple(given.get(a) or unit_windows(x.shape[a]) for a in p.axes)
+        if len(p.axes) > len(windows):  # the folded channel axis
+            windows = windows + (unit_windows(x.shape[p.axes[-1]]),)
+        self.windows = windows
         shape = list(x.shape)
         for a, w in zip(p.axes, self.windows):
             shape[a] = w.out_len
@@ -131,23 +126,30 @@ class _Call:
         return self.packed
 
 
-def _given_params(x, given, stride, padding, dilation, ceil_mode, mode, nan_policy,
-                  axes):
-    """PoolParams describing ``given``'s windows, and its windows by axis."""
+def plan_windows(shape, size, stride, padding, dilation, ceil_mode, mode, nan_policy,
+                 axes):
+    """The validated parameters of a pool of an array of ``shape`` and the windows
+    of its pooled axes (ascending): what every call, and every chunk of a Dask
+    call, pools by.  ``size`` is a window size or a :class:`GivenGeometry`."""
+    if not isinstance(size, GivenGeometry):
+        p = S.pool_params(len(shape), size, stride, padding, dilation, ceil_mode, mode,
+                          nan_policy, axes)
+        return p, sliding_geometry(tuple(shape[a] for a in p.axes), p)
+    given = size
     for name, value, default in (("stride", stride, None), ("padding", padding, 0),
                                  ("dilation", dilation, 1), ("ceil_mode", ceil_mode, False)):
         if value is not default and value != default:
             raise TypeError(f"{given.caller} takes no {name} (its windows follow from "
                             f"the output size); got {name}={value!r}")
-    user_axes = S.normalize_axes(axes, x.ndim)
+    user_axes = S.normalize_axes(axes, len(shape))
     for a in user_axes:
-        check_length(x.shape[a], a)
-    windows = dict(zip(user_axes, given.windows(tuple(x.shape[a] for a in user_axes))))
+        check_length(shape[a], a)
+    windows = dict(zip(user_axes, given.windows(tuple(shape[a] for a in user_axes))))
     sorted_axes = tuple(sorted(user_axes))
     width = tuple(windows[a].width for a in sorted_axes)
     ones = (1,) * len(sorted_axes)
-    p = S.pool_params(x.ndim, width, ones, 0, 1, False, mode, nan_policy, sorted_axes)
-    return p, windows
+    p = S.pool_params(len(shape), width, ones, 0, 1, False, mode, nan_policy, sorted_axes)
+    return p, tuple(windows[a] for a in sorted_axes)
 
 
 def _fold_unit_stride_axis(x, p):
@@ -283,6 +285,7 @@ def _check_divisor(divisor):
 
 # --------------------------------------------------------------------------- public
 
+@dask_aware
 @fill
 def max_pool(input, size, stride=None, *, padding=0, dilation=1, ceil_mode=False,
              mode="ignore", cval=0.0, nan_policy="propagate", nodata=None, axes=None,
@@ -342,6 +345,7 @@ def max_pool(input, size, stride=None, *, padding=0, dilation=1, ceil_mode=False
                           return_indices)
 
 
+@dask_aware
 @fill
 def min_pool(input, size, stride=None, *, padding=0, dilation=1, ceil_mode=False,
              mode="ignore", cval=0.0, nan_policy="propagate", nodata=None, axes=None,
@@ -390,6 +394,7 @@ def min_pool(input, size, stride=None, *, padding=0, dilation=1, ceil_mode=False
                           return_indices)
 
 
+@dask_aware
 @fill
 def avg_pool(input, size, stride=None, *, padding=0, dilation=1, ceil_mode=False,
              mode="ignore", cval=0.0, nan_policy="propagate", nodata=None, axes=None,
@@ -441,6 +446,7 @@ def avg_pool(input, size, stride=None, *, padding=0, dilation=1, ceil_mode=False
                      _check_divisor(divisor))
 
 
+@dask_aware
 @fill
 def sum_pool(input, size, stride=None, *, padding=0, dilation=1, ceil_mode=False,
              mode="ignore", cval=0.0, nan_policy="propagate", nodata=None, axes=None,
@@ -481,6 +487,7 @@ def sum_pool(input, size, stride=None, *, padding=0, dilation=1, ceil_mode=False
                      cval, nan_policy, nodata, axes, output, workers, 0)
 
 
+@dask_aware
 def max_unpool(input, indices, output_shape, axes=None, *, workers=None):
     """Place pooled values back at the positions ``indices`` name; zeros elsewhere.
 

@@ -13,8 +13,10 @@ import numbers
 import operator
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from . import _support as S
+from ._dask import dask_aware
 from ._docstrings import fill
 from ._kernels import weighted as _weighted
 from ._pool import _Call, _kernel_target, _natural_dtype, avg_pool, max_pool, min_pool
@@ -41,8 +43,15 @@ def _real(name, value, *, lo=None, hi=None, allow_inf=False):
     return v
 
 
+class StreamKey(int):
+    """A stream key already drawn from a seed: what every chunk of one Dask call
+    is handed, so that ``seed=None`` or a Generator draws once for the whole."""
+
+
 def seed_key(seed):
     """The 64-bit key of the random stream for ``seed`` (semantics §9)."""
+    if isinstance(seed, StreamKey):
+        return int(seed)
     if seed is None:
         return int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
     if isinstance(seed, np.random.Generator):
@@ -120,10 +129,13 @@ def binomial_kernel(order, ndim):
 def _weighted_pool(method, input, size, stride, padding, dilation, ceil_mode, mode,
                    cval, nan_policy, nodata, axes, output, workers, *, weights=None,
                    weights_name="weights", kernel=None, seed=False, function=None,
-                   **params):
+                   counter=None, **params):
     """Validate, pick the output target, run the kernel over the batch views.
 
-    ``seed`` False: not a random method; else the user's seed.
+    ``seed`` False: not a random method; else the user's seed.  ``counter``:
+    ``(first, steps)``, the random counter of the result's first element and its
+    step along each axis; by default the result's own flat C index (a Dask chunk
+    passes its place in the whole result).
     """
     # SoftPool and LIP shift their exponentials per block of outputs along the
     # last pooled axis (see the kernel's softmax_spans): that axis must not
@@ -148,29 +160,38 @@ def _weighted_pool(method, input, size, stride, padding, dilation, ceil_mode, mo
     if target is None:
         target = _kernel_target(result, np.dtype(np.float64))
         as_double = target is not None
-    if target is not None and key is not None and not target.flags.c_contiguous:
-        target = None
     direct = target is not None
     if not direct:
         target = np.empty(call.out_shape, dtype=np.float64)
         as_double = True
-    base = target.__array_interface__["data"][0]
     err = 0
     python_function = function is not None and function[0] is None
-    for views in call.views(*((target,) if w is None else (w, target))):
-        xv, ov = views[0], views[-1]
+    arrays = (target,) if w is None else (w, target)
+    first = 0
+    if key is not None:
+        first, steps = counter if counter is not None else (0, _c_steps(call.out_shape))
+        counts = as_strided(np.zeros(1, dtype=np.int64), call.out_shape,
+                            tuple(8 * s for s in steps), writeable=False)
+        arrays += (counts,)
+        origin = counts.__array_interface__["data"][0]
+    for views in call.views(*arrays):
+        xv = views[0]
         wv = views[1] if w is not None else None
+        ov = views[len(arrays) - (key is not None)]
+        cv, id0 = None, 0
+        if key is not None:
+            cv = views[-1]
+            id0 = first + (cv.__array_interface__["data"][0] - origin) // 8
         if python_function:
             err |= _weighted.generic_python(call.tag, xv, ov, as_double,
                                             *call.geometry_args, function[1], call.omit,
                                             call.nodata, call.cval)
             continue
-        id0 = (ov.__array_interface__["data"][0] - base) // target.itemsize
         err |= _weighted.pool(call.tag, xv, wv, ov, as_double, id0, *call.geometry_args,
                               method, key=key, kernel=kernel,
                               function=function[0] if function is not None else None,
                               omit=call.omit, nodata=call.nodata, cval=call.cval,
-                              nthreads=call.nthreads, **params)
+                              nthreads=call.nthreads, counter=cv, **params)
     if err & 2:
         raise RuntimeError("generic_pool: the LowLevelCallable reported an error "
                            "(it returned 0)")
@@ -180,6 +201,15 @@ def _weighted_pool(method, input, size, stride, padding, dilation, ceil_mode, mo
     if not direct:
         S.store(result, target)
     return result
+
+
+def _c_steps(shape):
+    """Element steps of a C-ordered array of ``shape`` (the random counter)."""
+    steps, step = [], 1
+    for n in reversed(shape):
+        steps.append(step)
+        step *= n
+    return tuple(reversed(steps))
 
 
 def _delegate(pool, input, size, stride, padding, dilation, ceil_mode, mode, cval,
@@ -210,6 +240,7 @@ def _check_non_negative(call):
 
 # --------------------------------------------------------------------------- public
 
+@dask_aware
 @fill
 def lp_pool(input, p, size, stride=None, *, padding=0, dilation=1, ceil_mode=False,
             mode="ignore", cval=0.0, nan_policy="propagate", nodata=None, axes=None,
@@ -273,6 +304,7 @@ def lp_pool(input, p, size, stride=None, *, padding=0, dilation=1, ceil_mode=Fal
                           axes, output, workers, p=p)
 
 
+@dask_aware
 @fill
 def soft_pool(input, size, stride=None, *, beta=1.0, padding=0, dilation=1,
               ceil_mode=False, mode="ignore", cval=0.0, nan_policy="propagate",
@@ -328,6 +360,7 @@ def soft_pool(input, size, stride=None, *, beta=1.0, padding=0, dilation=1,
                           beta=beta)
 
 
+@dask_aware
 @fill
 def stochastic_pool(input, size, stride=None, *, training=True, seed=None, padding=0,
                     dilation=1, ceil_mode=False, mode="ignore", cval=0.0,
@@ -383,6 +416,7 @@ def stochastic_pool(input, size, stride=None, *, training=True, seed=None, paddi
                           workers, seed=seed)
 
 
+@dask_aware
 @fill
 def mixed_pool(input, size, stride=None, *, alpha=None, seed=None, padding=0,
                dilation=1, ceil_mode=False, mode="ignore", cval=0.0,
@@ -438,6 +472,7 @@ def mixed_pool(input, size, stride=None, *, alpha=None, seed=None, padding=0,
                           alpha=alpha)
 
 
+@dask_aware
 @fill
 def avgmax_pool(input, size, stride=None, *, padding=0, dilation=1, ceil_mode=False,
                 mode="ignore", cval=0.0, nan_policy="propagate", nodata=None,
@@ -477,6 +512,7 @@ def avgmax_pool(input, size, stride=None, *, padding=0, dilation=1, ceil_mode=Fa
                           workers)
 
 
+@dask_aware
 @fill
 def catavgmax_pool(input, size, stride=None, *, axis=None, padding=0, dilation=1,
                    ceil_mode=False, mode="ignore", cval=0.0, nan_policy="propagate",
@@ -555,6 +591,7 @@ def catavgmax_pool(input, size, stride=None, *, axis=None, padding=0, dilation=1
     return result
 
 
+@dask_aware
 @fill
 def weighted_pool(input, weights, size, stride=None, *, padding=0, dilation=1,
                   ceil_mode=False, mode="ignore", cval=0.0, nan_policy="propagate",
@@ -599,6 +636,7 @@ def weighted_pool(input, weights, size, stride=None, *, padding=0, dilation=1,
                           workers, weights=weights)
 
 
+@dask_aware
 @fill
 def lip_pool(input, logits, size, stride=None, *, padding=0, dilation=1,
              ceil_mode=False, mode="ignore", cval=0.0, nan_policy="propagate",
@@ -642,6 +680,7 @@ def lip_pool(input, logits, size, stride=None, *, padding=0, dilation=1,
                           weights=logits, weights_name="logits")
 
 
+@dask_aware
 @fill
 def dpp_pool(input, size, stride=None, *, alpha=1.0, lam=1.0, asymmetric=False,
              padding=0, dilation=1, ceil_mode=False, mode="ignore", cval=0.0,
@@ -713,6 +752,7 @@ def _check_order(order):
     return order
 
 
+@dask_aware
 @fill
 def blur_pool(input, factor=2, *, order=2, mode="reflect", cval=0.0,
               nan_policy="propagate", nodata=None, axes=None, output=None,
@@ -762,6 +802,7 @@ def blur_pool(input, factor=2, *, order=2, mode="reflect", cval=0.0,
                           kernel=binomial_kernel(order, naxes))
 
 
+@dask_aware
 @fill
 def maxblur_pool(input, factor=2, *, size=2, order=2, mode="reflect", cval=0.0,
                  nan_policy="propagate", nodata=None, axes=None, output=None,
@@ -812,6 +853,7 @@ def maxblur_pool(input, factor=2, *, size=2, order=2, mode="reflect", cval=0.0,
                      workers=workers)
 
 
+@dask_aware
 @fill
 def generic_pool(input, function, size, stride=None, *, extra_arguments=(),
                  extra_keywords=None, padding=0, dilation=1, ceil_mode=False,

@@ -420,7 +420,8 @@ cdef struct Row:
     const char* xb           # the batch item's input (T), weights (double)
     const char* wb           # the batch item's weights (float32 or float64)
     char* op                 # the output row; element w at op + w*os
-    int64_t id0              # flat C index of output 0 of the row (random streams)
+    int64_t id0              # random-stream counter of output 0 of the row
+    int64_t cs               # counter step between outputs of the row
 
 
 cdef inline Py_ssize_t gather_column(const Geom* g, const Spec* sp, const Row* row,
@@ -461,7 +462,7 @@ cdef void scalar_column(const Geom* g, const Spec* sp, const Row* row, Py_ssize_
         put(row.op, w * os, as_double, r, nd, err)
         return
     if sp.random:
-        u = fp_uniform(sp.key, <unsigned long long>(row.id0 + w * os))
+        u = fp_uniform(sp.key, <unsigned long long>(row.id0 + w * row.cs))
     reduce(sp, V, Wt, n, 1, 1, &u, scratch, sel, scratch + 1, scratch + 2, scratch + 3)
     if sel[0] >= 0:
         put_value(row.op, w * os, as_double, Tv[sel[0]])
@@ -570,7 +571,7 @@ cdef void lanes_block(const Geom* g, const Spec* sp, const Row* row, Py_ssize_t 
         gather_lanes(g, sp, row, c0, nl, L, LW, flags, has_nd, nd)
         if sp.random:
             for i in range(nl):
-                u[i] = fp_uniform(sp.key, <unsigned long long>(row.id0 + (c0 + i) * os))
+                u[i] = fp_uniform(sp.key, <unsigned long long>(row.id0 + (c0 + i) * row.cs))
         reduce(sp, L, LW, g.max_rows * g.k, LANES, nl, u, res, sel, a, b, b + LANES)
     for i in range(nl):
         if flags[i]:
@@ -709,7 +710,8 @@ cdef int engine(const Geom* g, const Spec* sp, const T* x, const char* wts,
             row[0].wb = (wts + bi * g.in_stride[0] * (4 if sp.weights_f32 else 8)
                       if wts != NULL else NULL)
             row[0].op = out + (bi * g.out_stride[0] + oo) * itemsize
-            row[0].id0 = id0 + bi * g.out_stride[0] + oo
+            row[0].id0 = id0 + bi * g.idx_stride[0] + io
+            row[0].cs = g.idx_stride[g.d]
             direct = lanes and row[0].nrows == g.max_rows
             for w in range(row[0].nrows):
                 direct = direct and not rcv[w]
@@ -753,20 +755,22 @@ def pool(const T[:] dtype_tag, cnp.ndarray x, object weights, cnp.ndarray out,
          double p=1.0, double beta=1.0, double alpha=0.0, double lam=1.0,
          bint asymmetric=False, object key=None, object kernel=None,
          object function=None, bint omit=False, object nodata=None,
-         object cval=0, int nthreads=1):
+         object cval=0, int nthreads=1, cnp.ndarray counter=None):
     """Pool ``x`` (batch, *pooled) into ``out`` (``T``, or float64 with
     ``as_double``) by ``method``.
 
     ``weights``: a float32 or float64 array with ``x``'s element strides (weights
     or logits),
     or None; ``kernel``: C-contiguous float64 weights per window position, or
-    None; ``key``: the random stream's key (``id0``: the flat C index of ``out``'s
-    first element in the whole result); ``function``: ``(pointer, user_data)`` of
+    None; ``key``: the random stream's key; ``counter``: a (batch, *pooled) view
+    whose element strides are the random counter's steps (never read: a chunk of
+    a larger result counts its windows by their place in the whole), with
+    ``id0`` the counter of its first element; ``function``: ``(pointer, user_data)`` of
     a generic C callable as ints.  Returns the error bits: 1, a NaN met an
     integer output; 2, the generic callable reported an error.
     Inputs are trusted: fastpool._weighted validates them.
     """
-    cdef Geom g = make_geom(x, out, None, tables, tab_off, width, out_len, interior)
+    cdef Geom g = make_geom(x, out, counter, tables, tab_off, width, out_len, interior)
     cdef Spec sp
     cdef const double[::1] kview
     sp.method = method
