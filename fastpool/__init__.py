@@ -7,6 +7,7 @@ from ._kernels._openmp import openmp_enabled
 from ._order import median_pool, mode_pool, percentile_pool, rank_pool
 from ._pool import avg_pool, max_pool, max_unpool, min_pool, sum_pool
 from ._support import get_workers, set_workers
+from ._zarr import to_zarr_pyramid
 from ._weighted import (avgmax_pool, blur_pool, catavgmax_pool, dpp_pool, generic_pool,
                         lip_pool, lp_pool, maxblur_pool, mixed_pool, soft_pool,
                         stochastic_pool, weighted_pool)
@@ -49,5 +50,6 @@ __all__ = [
     "soft_pool",
     "stochastic_pool",
     "sum_pool",
+    "to_zarr_pyramid",
     "weighted_pool",
 ]

@@ -678,20 +678,23 @@ def pyramid_plan(shape, chunks, levels, factor, axes, target=None):
 
 
 def _chunks_near(shape, top, target):
-    """Chunk lengths, multiples of ``top``, of about ``target`` elements: grown
-    from one window, axis by axis from the last (the contiguous one)."""
+    """Chunk lengths, multiples of ``top``, of at most ``target`` elements:
+    grown from one window by doubling the shortest axis that can grow, so
+    blocks are about as long along every axis."""
     sizes = [min(t, n) for t, n in zip(top, shape)]
     if math.prod(sizes) > target:
         raise ValueError(
             f"one block of the last level's window {tuple(top)} holds "
             f"{math.prod(sizes)} elements, more than the memory bound allows "
             f"({int(target)}); ask for fewer levels or more memory")
-    for a in reversed(range(len(shape))):
-        if sizes[a] >= shape[a]:
-            continue
-        room = target // math.prod(sizes) * sizes[a]
-        sizes[a] = max(sizes[a], min(shape[a], room // top[a] * top[a]))
-    return tuple((s,) for s in sizes)
+    while True:
+        growable = [a for a in range(len(shape)) if sizes[a] < shape[a]
+                    and math.prod(sizes) // sizes[a] * min(2 * sizes[a], shape[a])
+                    <= target]
+        if not growable:
+            return tuple((s,) for s in sizes)
+        a = min(growable, key=lambda a: (sizes[a], -a))
+        sizes[a] = min(2 * sizes[a], shape[a])
 
 
 _HANDLERS = {
