@@ -226,7 +226,7 @@ class _Fixed:
 def _assemble(chunks, pieces):
     """The slab of one block from its input pieces (a view when it is one)."""
     if len(chunks) == 1:
-        return chunks[0][tuple(slice(lo, hi) for _, lo, hi in pieces[0])]
+        return chunks[0][tuple(slice(axis[0][1], axis[0][2]) for axis in pieces)]
     shape = tuple(sum(hi - lo for _, lo, hi in axis) for axis in pieces)
     slab = np.empty(shape, dtype=chunks[0].dtype)
     starts = [np.concatenate([[0], np.cumsum([hi - lo for _, lo, hi in axis])])

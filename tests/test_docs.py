@@ -11,6 +11,7 @@ import fastpool._pool
 import fastpool._support
 import fastpool._testimages
 import fastpool._weighted
+import fastpool._zarr
 import fastpool.grad
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -25,7 +26,8 @@ def test_page_examples(path):
 
 
 @pytest.mark.parametrize("module", [fastpool._pool, fastpool._beyond, fastpool._order, fastpool._weighted,
-                                    fastpool._support, fastpool._testimages, fastpool.grad],
+                                    fastpool._support, fastpool._testimages, fastpool.grad,
+                                    fastpool._zarr],
                          ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=FLAGS)
