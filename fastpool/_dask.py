@@ -102,19 +102,24 @@ def _token(*parts):
 # --------------------------------------------------------------------------- plans
 
 class _AxisPlan:
-    """How one input axis maps to output chunks.
+    """How one axis of the inputs maps to the chunks of a result.
 
-    ``bounds``: the output chunks ``[a, b)``; ``pieces[j]``: the input pieces
-    ``(chunk, lo, hi)`` that output chunk ``j`` reads, in order; ``index[j]``:
-    the input index of every position of that slab; ``windows[j]``: the local
-    :class:`AxisWindows` (None on an axis that is not pooled).
+    ``bounds``: the result's chunks ``[a, b)`` along the axis; ``pieces[j]``: the
+    pieces ``(chunk, lo, hi)`` of the input that result chunk ``j`` reads, in
+    order; ``index[j]``: the input index of every position of that slab;
+    ``windows[j]``: its local :class:`AxisWindows` (None on an axis that is not
+    pooled).  A gradient's plan also has ``rows[j]``, the forward windows
+    ``(a, b)`` that chunk ``j`` sums over, and ``g_pieces[j]``, the pieces of
+    ``grad_output`` they are.
     """
 
-    def __init__(self, bounds, pieces, index, windows):
+    def __init__(self, bounds, pieces, index, windows, rows=None, g_pieces=None):
         self.bounds = bounds
         self.pieces = pieces
         self.index = index
         self.windows = windows
+        self.rows = rows
+        self.g_pieces = g_pieces if g_pieces is not None else pieces
 
     @property
     def chunks(self):
@@ -175,38 +180,67 @@ def _output_bounds(window, chunks, lanes):
     return [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
 
 
+def _chunk_reads(window, a, b, offsets):
+    """What windows ``[a, b)`` of one axis read: the input pieces, the slab's
+    input indices, and the windows renumbered into the slab."""
+    rows = window.table[a:b]
+    cells = rows[rows != EXCLUDED]
+    cells = np.unique(np.where(cells >= 0, cells, -2 - cells))
+    breaks = np.flatnonzero(np.diff(cells) > _GAP + 1)
+    starts = np.concatenate([[cells[0]], cells[breaks + 1]])
+    stops = np.concatenate([cells[breaks], [cells[-1]]]) + 1
+    runs = list(zip(starts.tolist(), stops.tolist()))
+    slab = np.concatenate([np.arange(lo, hi, dtype=np.int64) for lo, hi in runs])
+    local = np.searchsorted(slab, np.where(rows >= 0, rows, -2 - rows))
+    local = np.where(rows >= 0, local, np.where(rows == EXCLUDED, EXCLUDED, -2 - local))
+    local = np.ascontiguousarray(local, dtype=np.int64)
+    local.flags.writeable = False
+    lo, hi = max(window.interior[0], a), min(window.interior[1], b)
+    if len(runs) == 1 and lo < hi:
+        # One run: the interior windows keep their direct loops, shifted.
+        interior = (lo - a, hi - a)
+        padding = runs[0][0] + window.padding - a * window.stride
+    else:
+        interior, padding = (0, 0), 0
+    local_windows = AxisWindows(n=len(slab), table=local, interior=interior,
+                                stride=window.stride, padding=padding,
+                                dilation=window.dilation)
+    return _pieces(runs, offsets), slab, local_windows
+
+
 def _pooled_plan(window, chunks, lanes=False):
     """Output chunks of one pooled axis, each with the input it reads and its
     windows renumbered into that slab."""
     offsets = _offsets(chunks)
     bounds = _output_bounds(window, chunks, lanes)
-    pieces, index, windows = [], [], []
-    for a, b in bounds:
-        rows = window.table[a:b]
-        cells = rows[rows != EXCLUDED]
-        cells = np.unique(np.where(cells >= 0, cells, -2 - cells))
-        breaks = np.flatnonzero(np.diff(cells) > _GAP + 1)
-        starts = np.concatenate([[cells[0]], cells[breaks + 1]])
-        stops = np.concatenate([cells[breaks], [cells[-1]]]) + 1
-        runs = list(zip(starts.tolist(), stops.tolist()))
-        slab = np.concatenate([np.arange(lo, hi, dtype=np.int64) for lo, hi in runs])
-        local = np.searchsorted(slab, np.where(rows >= 0, rows, -2 - rows))
-        local = np.where(rows >= 0, local, np.where(rows == EXCLUDED, EXCLUDED,
-                                                    -2 - local))
-        local = np.ascontiguousarray(local, dtype=np.int64)
-        local.flags.writeable = False
-        lo, hi = max(window.interior[0], a), min(window.interior[1], b)
-        if len(runs) == 1 and lo < hi:
-            interior = (lo - a, hi - a)
-            padding = runs[0][0] + window.padding - a * window.stride
-        else:
-            interior, padding = (0, 0), 0
-        windows.append(AxisWindows(n=len(slab), table=local, interior=interior,
-                                   stride=window.stride, padding=padding,
-                                   dilation=window.dilation))
-        pieces.append(_pieces(runs, offsets))
+    reads = [_chunk_reads(window, a, b, offsets) for a, b in bounds]
+    return _AxisPlan(bounds, *map(list, zip(*reads)))
+
+
+def _gradient_plan(window, chunks, g_chunks):
+    """A gradient's chunks of one pooled axis: the input's own.  Chunk ``j``
+    sums over every window that reads one of its elements (a run of windows:
+    all of them where ``mode='wrap'`` reaches across), so each element gets
+    every term, in the order the whole array's gradient adds them."""
+    offsets, g_offsets = _offsets(chunks), _offsets(g_chunks)
+    table = window.table
+    bounds, pieces, index, windows, rows, g_pieces = [], [], [], [], [], []
+    for j in range(len(chunks)):
+        lo, hi = int(offsets[j]), int(offsets[j + 1])
+        bounds.append((lo, hi))
+        readers = np.flatnonzero(((table >= lo) & (table < hi)).any(axis=1))
+        if readers.size == 0:
+            for part in (pieces, index, windows, rows, g_pieces):
+                part.append(None)
+            continue
+        a, b = int(readers[0]), int(readers[-1]) + 1
+        read, slab, local = _chunk_reads(window, a, b, offsets)
+        pieces.append(read)
         index.append(slab)
-    return _AxisPlan(bounds, pieces, index, windows)
+        windows.append(local)
+        rows.append((a, b))
+        g_pieces.append(_pieces([(a, b)], g_offsets))
+    return _AxisPlan(bounds, pieces, index, windows, rows, g_pieces)
 
 
 class _Fixed:
@@ -224,7 +258,10 @@ class _Fixed:
 # --------------------------------------------------------------------------- graph
 
 def _assemble(chunks, pieces):
-    """The slab of one block from its input pieces (a view when it is one)."""
+    """The slab of one block from its input pieces (a view when it is one);
+    None for an input the block does not read."""
+    if pieces is None:
+        return None
     if len(chunks) == 1:
         return chunks[0][tuple(slice(axis[0][1], axis[0][2]) for axis in pieces)]
     shape = tuple(sum(hi - lo for _, lo, hi in axis) for axis in pieces)
@@ -241,28 +278,39 @@ def _assemble(chunks, pieces):
 
 
 def _run(block, pieces, *inputs):
-    """One task: assemble each input's slab, then ``block(*slabs)``."""
-    return block(*[_assemble(chunks, pieces) for chunks in inputs])
+    """One task: assemble each input's slab from its chunks and pieces, then
+    ``block(*slabs)``."""
+    return block(*[_assemble(chunks, p) for chunks, p in zip(inputs, pieces)])
 
 
-def _build(name, inputs, plans, out_axes, block_for, dtypes, out_chunks=None):
+def _build(name, inputs, plans, out_axes, block_for, dtypes, out_chunks=None,
+           pieces_for=None):
     """A Dask array (or a tuple of them, one per entry of ``dtypes``) whose block
     ``idx`` is ``block_for(idx)(*slabs)``.
 
-    ``plans``: one :class:`_AxisPlan` per input axis; ``out_axes``: the input axes
-    that the result keeps, in order; ``out_chunks``: each result's chunks where
-    they are not the plans' output chunks.
+    ``plans``: one :class:`_AxisPlan` per axis of the inputs; ``out_axes``: the
+    axes that the result keeps, in order; ``out_chunks``: each result's chunks
+    where they are not the plans'; ``pieces_for(idx)``: each input's pieces per
+    axis (by default the plans', the same for every input), None for an input
+    the block does not read.
     """
     da = _da()
     from dask.highlevelgraph import HighLevelGraph
+    if pieces_for is None:
+        def pieces_for(idx):
+            return [[p.pieces[j] for p, j in zip(plans, idx)]] * len(inputs)
+    first = tuple(0 for _ in plans)
     token = _token(name, *[x.name for x in inputs], *(p.bounds for p in plans),
-                   block_for(tuple(0 for _ in plans)))
+                   block_for(first))
     base = f"{name}-{token}"
     dsk = {}
     for idx in itertools.product(*[range(len(p.bounds)) for p in plans]):
-        pieces = [p.pieces[j] for p, j in zip(plans, idx)]
-        combos = list(itertools.product(*[[piece[0] for piece in axis] for axis in pieces]))
-        keys = [[(x.name,) + combo for combo in combos] for x in inputs]
+        pieces = pieces_for(idx)
+        keys = []
+        for x, axes in zip(inputs, pieces):
+            combos = itertools.product(*[[piece[0] for piece in axis] for axis in axes]) \
+                if axes is not None else ()
+            keys.append([(x.name,) + combo for combo in combos])
         dsk[(base,) + tuple(idx[a] for a in out_axes)] = (_run, block_for(idx), pieces,
                                                           *keys)
     chunks = tuple(plans[a].chunks for a in out_axes)
@@ -300,49 +348,71 @@ def _blur_geometry(arguments):
 _GEOMETRY = {"blur_pool": _blur_geometry}
 
 
+def _windows_of(name, arguments, shape):
+    """The validated parameters and pooled axes' windows of the pool ``name``
+    of an array of ``shape`` (what every block of its plan is cut from)."""
+    from ._pool import plan_windows
+    geometry = _GEOMETRY.get(name)
+    size, stride, padding, dilation, ceil_mode = (
+        geometry(arguments) if geometry else
+        (arguments["size"], arguments.get("stride"), arguments.get("padding", 0),
+         arguments.get("dilation", 1), arguments.get("ceil_mode", False)))
+    return plan_windows(shape, size, stride, padding, dilation, ceil_mode,
+                        arguments.get("mode", "ignore"),
+                        arguments.get("nan_policy", "propagate"), arguments.get("axes"))
+
+
+def _draws(name, arguments):
+    """Whether the pool ``name`` draws random numbers; if so, the stream's key is
+    drawn from the seed now, once for every block (into ``arguments``)."""
+    from . import _weighted
+    random = (name == "stochastic_pool" and arguments.get("training", True)) or (
+        name == "mixed_pool" and arguments.get("alpha") is None)
+    if random:
+        arguments["seed"] = _weighted.StreamKey(_weighted.seed_key(arguments["seed"]))
+    return random
+
+
 class _SlidingBlock:
     """One output block of a sliding (or given-window) pool: the NumPy function
-    on the block's slab with the block's own windows."""
+    on the block's slab with the block's own windows (``geometry``)."""
 
-    def __init__(self, function, arguments, windows, counter, index_maps):
+    def __init__(self, function, arguments, geometry, index_maps):
         self.function = function
         self.arguments = arguments
-        self.windows = windows
-        self.counter = counter
+        self.geometry = geometry
         self.index_maps = index_maps
 
     def __call__(self, x, *second):
-        from . import _weighted
         args = dict(self.arguments)
-        given = GivenGeometry(_Fixed(self.windows, tuple(self.windows)),
-                              self.function.__name__)
         for name in ("weights", "logits"):
             if name in args:
                 args[name] = second[0]
-        name = self.function.__name__
-        if name == "blur_pool":
-            naxes = len(self.windows)
-            result = _weighted._weighted_pool(
-                _weighted._M.M_WEIGHTED, x, given, None, 0, 1, False, args["mode"],
-                args["cval"], args["nan_policy"], args["nodata"], args["axes"],
-                args["output"], args["workers"],
-                kernel=_weighted.binomial_kernel(_weighted._check_order(args["order"]),
-                                                 naxes))
-        elif self.counter is not None:
-            method = (_weighted._M.M_STOCH_TRAIN if name == "stochastic_pool"
-                      else _weighted._M.M_MIXED_RANDOM)
-            result = _weighted._weighted_pool(
-                method, x, given, None, 0, 1, False, args["mode"], args["cval"],
-                args["nan_policy"], args["nodata"], args["axes"], args["output"],
-                args["workers"], seed=args["seed"], counter=self.counter)
-        else:
-            for key in ("input", "size", "stride", "padding", "dilation", "ceil_mode"):
-                args.pop(key, None)
-            result = self.function(x, size=given, **args)
+        result = _call_with_windows(self.function, x, self.geometry, args)
         if self.index_maps is None:
             return result
         values, local = result
         return values, _global_indices(local, self.index_maps)
+
+
+def _call_with_windows(function, x, geometry, args):
+    """``function`` on ``x`` with the windows of ``geometry`` instead of the
+    sliding parameters in ``args``."""
+    args = {k: v for k, v in args.items()
+            if k not in ("input", "size", "stride", "padding", "dilation", "ceil_mode")}
+    if function.__name__ != "blur_pool":
+        return function(x, size=geometry, **args)
+    from . import _weighted
+    order = _weighted._check_order(args["order"])
+    return _weighted._weighted_pool(
+        _weighted._M.M_WEIGHTED, x, geometry, None, 0, 1, False, args["mode"],
+        args["cval"], args["nan_policy"], args["nodata"], args["axes"], args["output"],
+        args["workers"],
+        kernel=_weighted.binomial_kernel(order, len(geometry.windows.order)))
+
+
+def _chunk_geometry(windows, caller, counter=None, disjoint=None):
+    return GivenGeometry(_Fixed(windows, tuple(windows)), caller, counter, disjoint)
 
 
 def _global_indices(local, maps):
@@ -355,8 +425,7 @@ def _global_indices(local, maps):
 
 def _sliding(function, arguments):
     """A function of the sliding (or given-window) family on a Dask array."""
-    from . import _weighted
-    from ._pool import plan_windows
+    from ._pool import c_steps
     from ._support import as_input
     _check_output(arguments)
     name = function.__name__
@@ -369,15 +438,7 @@ def _sliding(function, arguments):
     as_input(np.empty((0,) * x.ndim, dtype=x.dtype))   # the dtype check, eagerly
     if x.ndim == 0:
         raise ValueError("input must have at least one dimension, got a 0-d array")
-    geometry = _GEOMETRY.get(name)
-    size, stride, padding, dilation, ceil_mode = (
-        geometry(arguments) if geometry else
-        (arguments["size"], arguments.get("stride"), arguments.get("padding", 0),
-         arguments.get("dilation", 1), arguments.get("ceil_mode", False)))
-    p, windows = plan_windows(x.shape, size, stride, padding, dilation, ceil_mode,
-                              arguments.get("mode", "ignore"),
-                              arguments.get("nan_policy", "propagate"),
-                              arguments.get("axes"))
+    p, windows = _windows_of(name, arguments, x.shape)
     by_axis = dict(zip(p.axes, windows))
     overlapping = {a: w.width * w.dilation > w.stride for a, w in by_axis.items()}
     lanes = name in ("soft_pool", "lip_pool") and overlapping[p.axes[-1]]
@@ -388,11 +449,8 @@ def _sliding(function, arguments):
     arguments = dict(arguments, input=None, workers=_task_workers(arguments))
     for n in second:
         arguments[n] = None
-    random = (name == "stochastic_pool" and arguments.get("training", True)) or (
-        name == "mixed_pool" and arguments.get("alpha") is None)
-    if random:
-        arguments["seed"] = _weighted.StreamKey(_weighted.seed_key(arguments["seed"]))
-    steps = _weighted._c_steps(out_shape)
+    random = _draws(name, arguments)
+    steps = c_steps(out_shape)
     indices = bool(arguments.get("return_indices"))
     pooled_n = [(a, by_axis[a].n) for a in p.axes]
 
@@ -400,10 +458,12 @@ def _sliding(function, arguments):
         local = {a: plans[a].windows[idx[a]] for a in p.axes}
         counter = None
         if random:
-            first = sum(plans[a].bounds[j][0] * s for a, (j, s) in enumerate(zip(idx, steps)))
+            first = sum(plans[a].bounds[j][0] * s
+                        for a, (j, s) in enumerate(zip(idx, steps)))
             counter = (first, steps)
         maps = ([(plans[a].index[idx[a]], n) for a, n in pooled_n] if indices else None)
-        return _SlidingBlock(function, arguments, local, counter, maps)
+        return _SlidingBlock(function, arguments, _chunk_geometry(local, name, counter),
+                             maps)
 
     metas = _dtypes(_dry_run(block_for, plans, x, inputs))
     return _build(name.replace("_", "-"), inputs, plans, range(x.ndim), block_for, metas)
@@ -426,8 +486,10 @@ def _dry_run(block_for, plans, x, inputs):
         windows[a] = AxisWindows(n=w.width, table=table, interior=(0, 1),
                                  stride=w.width)
         shape.append(w.width)
-    probe = _SlidingBlock(block.function, block.arguments, windows,
-                          None if block.counter is None else (0, (0,) * len(plans)),
+    geometry = block.geometry
+    counter = None if geometry.counter is None else (0, (0,) * len(plans))
+    probe = _SlidingBlock(block.function, block.arguments,
+                          _chunk_geometry(windows, geometry.caller, counter),
                           None if block.index_maps is None else
                           [(np.arange(windows[a].n), windows[a].n) for a in windows])
     return probe(*[np.zeros(shape, dtype=i.dtype) for i in inputs])
@@ -529,7 +591,12 @@ def _natural_meta(x, arguments, indices):
 
 
 def _global(function, arguments):
+    """avg, sum, max and min: each batch block's pooled axes whole, pooled by
+    NumPy's global_pool (its own summation order); the other methods run the
+    NumPy function itself, whose whole-axis windows the sliding plan takes."""
     _check_output(arguments)
+    if arguments["method"] not in ("avg", "sum", "max", "min"):
+        return function(**arguments)
     x = _as_dask(arguments["input"])
     pooled = _pooled_axes(arguments, x.ndim)
     keepdims = bool(arguments.get("keepdims"))
@@ -710,3 +777,261 @@ _HANDLERS = {
     "fractional_max_pool": _fractional,
     "max_unpool": _unpool,
 }
+
+
+# --------------------------------------------------------------------------- gradients
+
+# The gradients whose windows are another function's: (function, method).
+_GRADIENT_ALIASES = {"adaptive_avg_pool": ("adaptive_pool", "avg"),
+                     "adaptive_max_pool": ("adaptive_pool", "max"),
+                     "global_avg_pool": ("global_pool", "avg"),
+                     "global_max_pool": ("global_pool", "max")}
+
+
+def gradient(name, arguments, grad_output):
+    """``fastpool.grad.<name>`` where the input or ``grad_output`` is a Dask
+    array: a Dask array of the input's shape and chunks, bitwise the NumPy
+    gradient.  ``arguments``: the forward function's bound arguments."""
+    from . import _beyond, grad
+    _check_output(arguments)
+    arguments = dict(arguments)
+    if name in _GRADIENT_ALIASES:
+        name, method = _GRADIENT_ALIASES[name]
+        arguments.pop("return_indices", None)
+        shared = {k: arguments.pop(k) for k in ("input", "output_size", "axes",
+                                                  "keepdims") if k in arguments}
+        arguments = dict(shared, method=method, method_kwargs=arguments)
+    if name == "maxblur_pool":
+        return _maxblur_gradient(arguments, grad_output)
+    if name == "fractional_max_pool":
+        return _fractional_gradient(arguments, grad_output)
+    if name in ("adaptive_pool", "global_pool"):
+        method_kwargs = dict(arguments.pop("method_kwargs", None) or {})
+        method = arguments["method"]
+        _beyond._no_sliding(method_kwargs, name)
+        if name == "adaptive_pool":
+            size = _beyond._adaptive_geometry(arguments["output_size"], name)
+        else:
+            size = _beyond._whole_axes(name)
+            grad_output = _keep_pooled(grad_output, arguments, method, method_kwargs)
+        backward = grad._method_backward(method, name)
+        forward = _beyond.METHODS[method]
+        args = dict(method_kwargs, input=arguments["input"], size=size,
+                    axes=arguments["axes"])
+        return _sliding_gradient(forward, backward, args, grad_output)
+    import fastpool
+    return _sliding_gradient(getattr(fastpool, name), grad._FUNCTIONS[name],
+                             arguments, grad_output)
+
+
+def _keep_pooled(grad_output, arguments, method, method_kwargs):
+    """A global pool's ``grad_output`` with its pooled axes back (length 1)."""
+    if arguments.get("keepdims"):
+        return grad_output
+    x = arguments["input"]
+    pooled = _pooled_axes(arguments, len(x.shape))
+    lead = 1 if method == "catavgmax" and method_kwargs.get("axis") is None else 0
+    g = _as_dask(grad_output)
+    expected = tuple(n for a, n in enumerate(x.shape) if a not in pooled)
+    if method == "catavgmax":
+        axis = method_kwargs.get("axis")
+        if axis is not None:
+            axis = operator.index(axis) % len(x.shape)
+            at = sum(1 for a in range(axis) if a not in pooled)
+            expected = expected[:at] + (2 * expected[at],) + expected[at + 1:]
+        expected = (2,) * lead + expected
+    if g.shape != expected:
+        raise ValueError(f"grad_output has shape {g.shape}; the forward result has "
+                         f"shape {expected}")
+    return _da().expand_dims(g, tuple(a + lead for a in sorted(pooled)))
+
+
+def _grad_dtype(x, output):
+    if output is not None:
+        from ._support import check_dtype
+        return check_dtype(output)
+    return np.dtype(np.float32 if x.dtype in (np.float16, np.float32) else np.float64)
+
+
+class _GradientBlock:
+    """One chunk of a gradient: NumPy's gradient over the windows that read the
+    chunk, cut to the chunk (``crop``: per axis, the slab positions inside the
+    chunk and where they go)."""
+
+    def __init__(self, backward, arguments, geometry, crop, shape, dtype):
+        self.backward = backward
+        self.arguments = arguments
+        self.geometry = geometry
+        self.crop = crop
+        self.shape = shape
+        self.dtype = dtype
+
+    def __call__(self, g=None, x=None, *second):
+        out = np.zeros(self.shape, dtype=self.dtype)
+        if x is None:
+            return out   # no window reads this chunk
+        args = {k: v for k, v in self.arguments.items()
+                if k not in ("input", "size", "stride", "padding", "dilation",
+                             "ceil_mode")}
+        for name in ("weights", "logits"):
+            if name in args:
+                args[name] = second[0]
+        if self.backward.__name__ == "_blur_backward":
+            dx = self.backward(g, x, geometry=self.geometry, **args)
+        else:
+            dx = self.backward(g, x, size=self.geometry, **args)
+        source = np.ix_(*[s for s, _ in self.crop])
+        target = np.ix_(*[t for _, t in self.crop])
+        out[target] = dx[source]
+        return out
+
+
+def _sliding_gradient(forward, backward, arguments, grad_output):
+    """The gradient of a sliding (or given-window) pool, chunked as the input."""
+    from ._geometry import read_once
+    from ._pool import c_steps
+    x = _as_dask(arguments["input"])
+    name = forward.__name__
+    # The forward's plan checks every argument now, as NumPy's gradient would.
+    forward_args = {k: v for k, v in arguments.items() if k != "output"}
+    forward(**dict(forward_args, input=x)) if name != "maxblur_pool" else None
+    second = [n for n in ("weights", "logits") if n in arguments]
+    extra = [_as_dask(arguments[n], like=x) for n in second]
+    p, windows = _windows_of(name, arguments, x.shape)
+    by_axis = dict(zip(p.axes, windows))
+    out_shape = tuple(by_axis[a].out_len if a in by_axis else n
+                      for a, n in enumerate(x.shape))
+    # grad_output's axes: the forward result's (catavgmax stacks or doubles one).
+    g = _as_dask(grad_output)
+    lead, doubled = 0, None
+    expected = out_shape
+    if name == "catavgmax_pool":
+        axis = arguments.get("axis")
+        if axis is None:
+            lead, expected = 1, (2,) + out_shape
+        else:
+            doubled = operator.index(axis) % x.ndim
+            expected = out_shape[:doubled] + (2 * out_shape[doubled],) + \
+                out_shape[doubled + 1:]
+    if g.shape != expected:
+        raise ValueError(f"grad_output has shape {g.shape}; the forward result has "
+                         f"shape {expected}")
+    g_chunks = {a + lead: (x.chunks[a] * 2 if a == doubled else x.chunks[a])
+                for a in range(x.ndim) if a not in by_axis}
+    if lead:
+        g_chunks[0] = (2,)
+    g = g.rechunk(g_chunks)
+    plans = [(_gradient_plan(by_axis[a], x.chunks[a], g.chunks[a + lead])
+              if a in by_axis else _batch_plan(x.chunks[a])) for a in range(x.ndim)]
+    disjoint = read_once(windows)[0]
+    arguments = dict(arguments, workers=_task_workers(arguments))
+    random = _draws(name, arguments)
+    steps = c_steps(out_shape)
+    dtype = _grad_dtype(x, arguments.get("output"))
+    arguments["output"] = dtype
+
+    def reads(idx):
+        return all(plans[a].windows[idx[a]] is not None for a in p.axes)
+
+    def pieces_for(idx):
+        if not reads(idx):
+            return [None] * (2 + len(extra))
+        x_pieces = [plans[a].pieces[j] for a, j in enumerate(idx)]
+        g_pieces = [plans[a].g_pieces[j] for a, j in enumerate(idx)]
+        if doubled is not None:
+            j, n = idx[doubled], len(x.chunks[doubled])
+            g_pieces[doubled] = [(j, 0, x.chunks[doubled][j]),
+                                 (n + j, 0, x.chunks[doubled][j])]
+        if lead:
+            g_pieces = [[(0, 0, 2)]] + g_pieces
+        return [g_pieces, x_pieces] + [x_pieces] * len(extra)
+
+    def block_for(idx):
+        shape = tuple(plans[a].chunks[j] for a, j in enumerate(idx))
+        if not reads(idx):
+            return _GradientBlock(backward, arguments, None, None, shape, dtype)
+        local = {a: plans[a].windows[idx[a]] for a in p.axes}
+        counter = None
+        if random:
+            first = sum((plans[a].rows[j][0] if a in by_axis else plans[a].bounds[j][0])
+                        * s for a, (j, s) in enumerate(zip(idx, steps)))
+            counter = (first, steps)
+        crop = []
+        for a, j in enumerate(idx):
+            if a not in by_axis:
+                crop.append((np.arange(shape[a]), np.arange(shape[a])))
+                continue
+            lo, hi = plans[a].bounds[j]
+            slab = plans[a].index[j]
+            inside = np.flatnonzero((slab >= lo) & (slab < hi))
+            crop.append((inside, slab[inside] - lo))
+        return _GradientBlock(backward, arguments,
+                              _chunk_geometry(local, name, counter, disjoint), crop,
+                              shape, dtype)
+
+    return _build(f"grad-{name.replace('_', '-')}", [g, x] + extra, plans,
+                  range(x.ndim), block_for, [dtype], pieces_for=pieces_for)
+
+
+def _maxblur_gradient(arguments, grad_output):
+    """The chain rule on Dask arrays, as NumPy's gradient composes it."""
+    from . import grad
+    from ._pool import max_pool
+    a = arguments
+    peaks = max_pool(a["input"], a["size"], 1, nan_policy=a["nan_policy"],
+                     nodata=a["nodata"], axes=a["axes"], workers=a["workers"])
+    g_peaks = grad.blur_pool(grad_output, peaks, a["factor"], order=a["order"],
+                             mode=a["mode"], cval=a["cval"], nan_policy=a["nan_policy"],
+                             nodata=a["nodata"], axes=a["axes"], workers=a["workers"])
+    return grad.max_pool(g_peaks, a["input"], a["size"], 1, nan_policy=a["nan_policy"],
+                         nodata=a["nodata"], axes=a["axes"], output=a["output"],
+                         workers=a["workers"])
+
+
+def _fractional_gradient(arguments, grad_output):
+    """Each batch block's gradient over its whole pooled axes, with its planes'
+    samples (drawn once for the whole array)."""
+    from . import grad
+    from ._beyond import _fractional_lengths, _fractional_samples
+    x = _as_dask(arguments["input"])
+    user_axes = _pooled_axes(arguments, x.ndim)
+    outs, _ = _fractional_lengths(x.shape, user_axes, arguments["output_size"],
+                                  arguments["output_ratio"], arguments["size"])
+    pooled = tuple(sorted(user_axes))
+    by_axis = dict(zip(user_axes, outs))
+    out_shape = tuple(by_axis.get(a, n) for a, n in enumerate(x.shape))
+    batch_shape = tuple(n for a, n in enumerate(x.shape) if a not in pooled)
+    samples = _fractional_samples(arguments["samples"], arguments["seed"], batch_shape,
+                                  len(pooled))
+    g = _as_dask(grad_output)
+    if g.shape != out_shape:
+        raise ValueError(f"grad_output has shape {g.shape}; the forward result has "
+                         f"shape {out_shape}")
+    g = g.rechunk({a: (x.chunks[a] if a not in pooled else -1) for a in range(x.ndim)})
+    plans = _whole_plans(x, pooled, list(x.shape))
+    dtype = _grad_dtype(x, arguments.get("output"))
+    arguments = dict(arguments, seed=None, output=dtype, workers=_task_workers(arguments))
+
+    def pieces_for(idx):
+        x_pieces = [plans[a].pieces[j] for a, j in enumerate(idx)]
+        g_pieces = [([(0, 0, out_shape[a])] if a in pooled else x_pieces[a])
+                    for a in range(x.ndim)]
+        return [g_pieces, x_pieces]
+
+    def block_for(idx):
+        batch = tuple(slice(*plans[a].bounds[idx[a]]) for a in range(x.ndim)
+                      if a not in pooled)
+        return _FractionalGradientBlock(grad.fractional_max_pool,
+                                        dict(arguments, samples=samples[batch]))
+
+    return _build("grad-fractional-max-pool", [g, x], plans, range(x.ndim), block_for,
+                  [dtype], pieces_for=pieces_for).rechunk(x.chunks)
+
+
+class _FractionalGradientBlock:
+    def __init__(self, function, arguments):
+        self.function = function
+        self.arguments = arguments
+
+    def __call__(self, g, x):
+        return self.function(g, **dict(self.arguments, input=x))

@@ -256,10 +256,18 @@ class GivenGeometry:
     ``windows(lengths)`` maps the pooled axes' lengths, in the order of ``axes`` as
     the user gave them, to one :class:`AxisWindows` each.  ``caller`` names the
     public function in error messages.
+
+    Where the windows are a chunk of a larger pool (a Dask block), ``counter`` is
+    ``(first, steps)``: the random stream's counter of the chunk's first result
+    and its step along each axis of the result; and ``disjoint`` says whether the
+    whole pool's windows read each element at most once (the gradient takes the
+    path the whole pool takes, for the same bits).
     """
 
     windows: object
     caller: str
+    counter: tuple = None
+    disjoint: bool = None
 
 
 def _reads(table, n):

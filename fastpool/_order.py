@@ -115,7 +115,7 @@ def _fast_path(call, full_rank=None):
     rows = math.prod(widths[:-1])
     k = widths[-1]
     n = rows * k
-    unit = call.kernel_params.dilation[-1] == 1
+    unit = call.windows[-1].dilation == 1
     fast = 0
     if len(widths) >= 2 and rows == 2 and k == 2 and unit:
         fast = 1

@@ -90,6 +90,9 @@ class _Call:
                  nan_policy, nodata, axes, workers, fold_channels):
         self.source = input
         x, self.in_dtype = S.as_input(input)
+        chunk = size if isinstance(size, GivenGeometry) else None
+        self.counter = chunk.counter if chunk else None
+        self.whole_disjoint = chunk.disjoint if chunk else None
         p, windows = plan_windows(x.shape, size, stride, padding, dilation, ceil_mode,
                                   mode, nan_policy, axes)
         S.check_nan_policy(x, p.nan_policy)
@@ -120,10 +123,35 @@ class _Call:
     def views(self, *arrays):
         return batch_views((self.x,) + arrays, self.kernel_params.axes)
 
+    def counter_view(self):
+        """A virtual array of the result's shape whose element strides are the
+        random counter's steps (never read), and the counter of its element 0:
+        the flat C index over the result, or the chunk's place in a whole."""
+        first, steps = self.counter or (0, c_steps(self.out_shape))
+        view = as_strided(np.zeros(1, dtype=np.int64), self.out_shape,
+                          tuple(8 * s for s in steps), writeable=False)
+        return view, first
+
     @property
     def geometry_args(self):
         """The kernels' geometry arguments: tables, offsets, widths, out_lens, interior."""
         return self.packed
+
+
+def c_steps(shape):
+    """Element steps of a C-ordered array of ``shape``."""
+    steps, step = [], 1
+    for n in reversed(shape):
+        steps.append(step)
+        step *= n
+    return tuple(reversed(steps))
+
+
+def counter_id(view, counts, first):
+    """The random counter of ``view``'s first element: ``view`` is one of the
+    batch views of ``counts`` (a :meth:`_Call.counter_view`)."""
+    origin = counts.__array_interface__["data"][0]
+    return first + (view.__array_interface__["data"][0] - origin) // 8
 
 
 def plan_windows(shape, size, stride, padding, dilation, ceil_mode, mode, nan_policy,

@@ -13,13 +13,13 @@ import numbers
 import operator
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from . import _support as S
 from ._dask import dask_aware
 from ._docstrings import fill
 from ._kernels import weighted as _weighted
-from ._pool import _Call, _kernel_target, _natural_dtype, avg_pool, max_pool, min_pool
+from ._pool import (_Call, _kernel_target, _natural_dtype, avg_pool, counter_id, max_pool,
+                    min_pool)
 
 _M = _weighted.Method
 
@@ -129,13 +129,10 @@ def binomial_kernel(order, ndim):
 def _weighted_pool(method, input, size, stride, padding, dilation, ceil_mode, mode,
                    cval, nan_policy, nodata, axes, output, workers, *, weights=None,
                    weights_name="weights", kernel=None, seed=False, function=None,
-                   counter=None, **params):
+                   **params):
     """Validate, pick the output target, run the kernel over the batch views.
 
-    ``seed`` False: not a random method; else the user's seed.  ``counter``:
-    ``(first, steps)``, the random counter of the result's first element and its
-    step along each axis; by default the result's own flat C index (a Dask chunk
-    passes its place in the whole result).
+    ``seed`` False: not a random method; else the user's seed.
     """
     # SoftPool and LIP shift their exponentials per block of outputs along the
     # last pooled axis (see the kernel's softmax_spans): that axis must not
@@ -167,13 +164,9 @@ def _weighted_pool(method, input, size, stride, padding, dilation, ceil_mode, mo
     err = 0
     python_function = function is not None and function[0] is None
     arrays = (target,) if w is None else (w, target)
-    first = 0
     if key is not None:
-        first, steps = counter if counter is not None else (0, _c_steps(call.out_shape))
-        counts = as_strided(np.zeros(1, dtype=np.int64), call.out_shape,
-                            tuple(8 * s for s in steps), writeable=False)
+        counts, first = call.counter_view()
         arrays += (counts,)
-        origin = counts.__array_interface__["data"][0]
     for views in call.views(*arrays):
         xv = views[0]
         wv = views[1] if w is not None else None
@@ -181,7 +174,7 @@ def _weighted_pool(method, input, size, stride, padding, dilation, ceil_mode, mo
         cv, id0 = None, 0
         if key is not None:
             cv = views[-1]
-            id0 = first + (cv.__array_interface__["data"][0] - origin) // 8
+            id0 = counter_id(cv, counts, first)
         if python_function:
             err |= _weighted.generic_python(call.tag, xv, ov, as_double,
                                             *call.geometry_args, function[1], call.omit,
@@ -201,15 +194,6 @@ def _weighted_pool(method, input, size, stride, padding, dilation, ceil_mode, mo
     if not direct:
         S.store(result, target)
     return result
-
-
-def _c_steps(shape):
-    """Element steps of a C-ordered array of ``shape`` (the random counter)."""
-    steps, step = [], 1
-    for n in reversed(shape):
-        steps.append(step)
-        step *= n
-    return tuple(reversed(steps))
 
 
 def _delegate(pool, input, size, stride, padding, dilation, ceil_mode, mode, cval,

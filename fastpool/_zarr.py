@@ -150,11 +150,11 @@ def to_zarr_pyramid(source, store, levels, factor=2, method="avg", *, axes=None,
     >>> [group[str(k)].shape for k in range(3)]
     [(16, 16, 16), (8, 8, 8), (4, 4, 4)]
     >>> datasets = group.attrs["multiscales"][0]["datasets"]
-    >>> datasets[1]["coordinateTransformations"]
-    [{'type': 'scale', 'scale': [2.0, 2.0, 2.0]}, {'type': 'translation', 'translation': [0.5, 0.5, 0.5]}]
+    >>> scale, shift = datasets[1]["coordinateTransformations"]
+    >>> scale["scale"], shift["translation"]
+    ([2.0, 2.0, 2.0], [0.5, 0.5, 0.5])
     """
     import dask
-    import dask.array as da
     import zarr
     from ._beyond import pyramid
 
@@ -198,11 +198,10 @@ def to_zarr_pyramid(source, store, levels, factor=2, method="avg", *, axes=None,
         if name in group:
             arrays.append(group[name])
             continue
-        arrays.append(group.create_array(name, shape=shapes[k], dtype=dtypes[k],
-                                         chunks=chunk,
-                                         chunk_key_encoding={"name": "v2", "separator": "/"},
-                                         fill_value=0,
-                                         config={"write_empty_chunks": True}))
+        arrays.append(group.create_array(
+            name, shape=shapes[k], dtype=dtypes[k], chunks=chunk, fill_value=0,
+            chunk_key_encoding={"name": "v2", "separator": "/"},
+            config={"write_empty_chunks": True}))
     multiscales = [_multiscales(names, scale, unit, method, probe, first, plan.levels)]
     if group.attrs.get("multiscales") != multiscales:
         group.attrs["multiscales"] = multiscales

@@ -28,12 +28,13 @@ import math
 
 import numpy as np
 
-from . import _beyond, _order, _pool, _weighted
+from . import _beyond, _dask, _order, _pool, _weighted
 from . import _support as S
 from ._geometry import read_once, reading_lists
+from ._dask import is_dask_array
 from ._grad_docs import docstring
 from ._kernels import gradients as _kernel
-from ._pool import _Call, _check_divisor
+from ._pool import _Call, _check_divisor, counter_id
 
 _STAT = _kernel.Stat
 _KIND = _kernel.Kind
@@ -86,19 +87,21 @@ class _Backward:
         if target is not None:
             target = _as_kernel_dtype(target, call.x.dtype)
             extra.append(target)
-        base = arrays[order[0]]
-        origin = base.__array_interface__["data"][0]
-        for views in call.views(*extra, *(arrays[n] for n in order)):
+        # The random draws are replayed with the forward's counters.
+        counts, first = call.counter_view() if key is not None else (None, 0)
+        tail = (counts,) if key is not None else ()
+        for views in call.views(*extra, *(arrays[n] for n in order), *tail):
             xv, rest = views[0], list(views[1:])
             wv = rest.pop(0) if self.weights is not None else None
             tv = rest.pop(0) if target is not None else None
+            cv = rest.pop() if key is not None else None
             named = dict(zip(order, rest))
-            id0 = (named[order[0]].__array_interface__["data"][0] - origin) // 8
+            id0 = counter_id(cv, counts, first) if key is not None else 0
             _kernel.window_stats(call.tag, xv, wv, tv, named.get("sel"), named.get("a"),
                                  named.get("b"), named.get("c"), named.get("d"), id0,
                                  *call.geometry_args, stat, key=key, kernel=kernel,
                                  omit=call.omit, nodata=call.nodata, cval=call.cval,
-                                 nthreads=call.nthreads, **params)
+                                 nthreads=call.nthreads, counter=cv, **params)
         return arrays
 
     def counts(self):
@@ -239,6 +242,8 @@ def _disjoint(bw, factors=None, is_min=False, beta=None):
     means and SoftPool)."""
     call = bw.call
     disjoint, covering = read_once(call.windows)
+    if call.whole_disjoint is not None:
+        disjoint = call.whole_disjoint   # a chunk takes the whole pool's path
     mode = (_DISJOINT.D_LINEAR if factors is not None else
             _DISJOINT.D_SOFT if beta is not None else _DISJOINT.D_EXTREMUM)
     if (not disjoint or call.nodata is not None
@@ -333,10 +338,13 @@ def _weighted_backward(grad_output, input, weights, size, output=None, **kw):
 
 def _blur_backward(grad_output, input, factor=2, order=2, mode="reflect", cval=0.0,
                    nan_policy="propagate", nodata=None, axes=None, output=None,
-                   workers=None):
+                   workers=None, geometry=None):
+    """``geometry``: the windows of a chunk (a GivenGeometry) instead of the
+    sliding ones of ``factor`` and ``order``."""
     order = _weighted._check_order(order)
     kernel = _weighted.binomial_kernel(order, len(S.normalize_axes(axes, np.ndim(input))))
-    bw = _Backward(grad_output, input, order + 1, factor, order // 2, 1, False, mode, cval,
+    sliding = (order + 1, factor, order // 2) if geometry is None else (geometry, None, 0)
+    bw = _Backward(grad_output, input, *sliding, 1, False, mode, cval,
                    nan_policy, nodata, axes, workers, output=output)
     total = bw.stats(_STAT.S_WSUM, ("a",), kernel=kernel)["a"]
     return bw.gather(_KIND.K_LINEAR, g_lin=_divide(bw.g, total), kernel=kernel)
@@ -599,6 +607,9 @@ def _public(name, backward):
         except TypeError as error:
             raise TypeError(f"grad.{name}(): {error}") from None
         bound.apply_defaults()
+        if is_dask_array(grad_output) or any(map(is_dask_array, args)) or any(
+                map(is_dask_array, kwargs.values())):
+            return _dask.gradient(name, dict(bound.arguments), grad_output)
         return backward(grad_output, **bound.arguments)
 
     function.__signature__ = signature.replace(

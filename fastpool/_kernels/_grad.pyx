@@ -333,7 +333,8 @@ cdef int stats_engine(const Geom* g, const Params* sp, const T* x, const char* w
                 tv = target[at] if target != NULL else 0
                 u = 0.0
                 if sp.stat == S_STOCH or sp.stat == S_MIXED:
-                    u = fp_uniform(sp.key, <unsigned long long>(id0 + at))
+                    u = fp_uniform(sp.key, <unsigned long long>(
+                        id0 + bi * g.idx_stride[0] + io + w * g.idx_stride[g.d]))
                 one_window(sp, n, V, Wt, Tv, F, saw_nan and not omit, tv, u, chosen,
                            res)
                 if sel != NULL:
@@ -383,17 +384,19 @@ def window_stats(const T[:] dtype_tag, cnp.ndarray x, object weights, object tar
                  const int64_t[::1] interior, int stat, double beta=1.0,
                  double alpha=0.0, double lam=1.0, bint asymmetric=False,
                  bint soft=False, object key=None, object kernel=None,
-                 bint omit=False, object nodata=None, object cval=0, int nthreads=1):
+                 bint omit=False, object nodata=None, object cval=0, int nthreads=1,
+                 cnp.ndarray counter=None):
     """Per-window statistics of ``x`` (batch, *pooled) for the gradients.
 
     ``sel`` (int64) and ``a``..``d`` (float64) are output views of one layout
     (C-contiguous arrays of the result's shape, viewed alike), any of them None;
-    ``target`` (``T``, same layout) holds the values S_LOCATE looks for.  ``id0``:
-    the flat C index of the views' first element in the whole result (the random
-    stream's counter, as the forward kernel counts it).
+    ``target`` (``T``, same layout) holds the values S_LOCATE looks for.
+    ``counter``: a view of the same layout whose element strides are the random
+    stream's counter steps (never read), ``id0`` the counter of its first element,
+    as the forward kernel counts them.
     """
     cdef cnp.ndarray ref = next(v for v in (sel, a, b, c, d) if v is not None)
-    cdef Geom g = make_geom(x, ref, None, tables, tab_off, width, out_len, interior)
+    cdef Geom g = make_geom(x, ref, counter, tables, tab_off, width, out_len, interior)
     cdef Params sp = make_params(weights, kernel, beta, alpha, lam, asymmetric, soft)
     cdef T nd = nodata if nodata is not None else 0
     cdef T cv = cval
