@@ -2,8 +2,8 @@
 """Out-of-core pyramids: ``fastpool.to_zarr_pyramid`` against Dask and xarray
 level by level, on a volume held in a Zarr store on disk.
 
-    python benchmarks/bench_dask.py                   # full run: 1280^3 uint8 (2 GiB) and uint32 (8 GiB)
-    python benchmarks/bench_dask.py --quick           # smoke test: 256^3, one round
+    python benchmarks/bench_dask.py --json out.json   # full run: 1280^3 uint8 (2 GiB) and uint32 (8 GiB), hours
+    python benchmarks/bench_dask.py --quick           # smoke test: 256^3 uint8, one round, max_memory 32MiB
     python benchmarks/bench_dask.py --dtype uint8 --methods avg,max --repeats 5 --json out.json
 
 A 2x2x2 pyramid of 4 levels (levels 1..4, pooled by 2, 4, 8, 16) of a 3-D

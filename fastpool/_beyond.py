@@ -831,15 +831,25 @@ def pyramid(input, levels=None, factor=2, method="avg", *, axes=None, **method_k
     >>> [level.shape for level in fastpool.pyramid(np.zeros((8, 8, 3)), 2, (2, 2, 1))]
     [(4, 4, 3), (2, 2, 3)]
     """
+    return pyramid_of_block(input, None, levels, factor, method, axes, method_kwargs)
+
+
+def pyramid_of_block(input, whole_shape, levels, factor, method, axes, method_kwargs):
+    """:func:`pyramid` of ``input``, or, with ``whole_shape``, of a block of an
+    array of that shape cut at multiples of the last level's window: the block's
+    windows are then the whole array's (a window longer than the block but not
+    than the array is a partial one, as it is in the array), so its levels are
+    the array's levels' blocks, bitwise."""
     function = _method(method, "pyramid")
     _no_sliding(method_kwargs, "pyramid", also=("mode", "cval", "output", "return_indices"))
     x, in_dtype = S.as_input(input)
+    shape = x.shape if whole_shape is None else tuple(whole_shape)
     user_axes = S.normalize_axes(axes, x.ndim)
     factors = S.normalize_sequence(factor, len(user_axes), "factor", 1)
     if all(f == 1 for f in factors):
         raise ValueError(f"factor must be above 1 on some pooled axis, got {factor!r}")
     if levels is None:
-        levels = _level_count(x.shape, user_axes, factors)
+        levels = _level_count(shape, user_axes, factors)
     else:
         levels = S.int_at_least(levels, "levels", 1)
     if in_dtype == np.bool_:
@@ -855,7 +865,7 @@ def pyramid(input, levels=None, factor=2, method="avg", *, axes=None, **method_k
         # A window longer than its axis is the whole axis: the same single
         # window, without a table as long as factor**k.
         windows.append(tuple(min(side.get(a, 1), max(n, 1))
-                             for a, n in enumerate(x.shape)))
+                             for a, n in enumerate(shape)))
     if method in ("max", "min"):
         # An extremum of extrema is exact: each level from the one before, so
         # the input is read once.

@@ -411,8 +411,10 @@ def _call_with_windows(function, x, geometry, args):
         kernel=_weighted.binomial_kernel(order, len(geometry.windows.order)))
 
 
-def _chunk_geometry(windows, caller, counter=None, disjoint=None):
-    return GivenGeometry(_Fixed(windows, tuple(windows)), caller, counter, disjoint)
+def _chunk_geometry(windows, order, caller, counter=None, disjoint=None):
+    """A block's windows (by pooled axis) as the GivenGeometry its NumPy call
+    takes: in ``order``, the call's ``axes`` as given."""
+    return GivenGeometry(_Fixed(windows, order), caller, counter, disjoint)
 
 
 def _global_indices(local, maps):
@@ -440,6 +442,7 @@ def _sliding(function, arguments):
         raise ValueError("input must have at least one dimension, got a 0-d array")
     p, windows = _windows_of(name, arguments, x.shape)
     by_axis = dict(zip(p.axes, windows))
+    order = _pooled_axes(arguments, x.ndim)
     overlapping = {a: w.width * w.dilation > w.stride for a, w in by_axis.items()}
     lanes = name in ("soft_pool", "lip_pool") and overlapping[p.axes[-1]]
     plans = [(_pooled_plan(by_axis[a], x.chunks[a], lanes and a == p.axes[-1])
@@ -462,7 +465,8 @@ def _sliding(function, arguments):
                         for a, (j, s) in enumerate(zip(idx, steps)))
             counter = (first, steps)
         maps = ([(plans[a].index[idx[a]], n) for a, n in pooled_n] if indices else None)
-        return _SlidingBlock(function, arguments, _chunk_geometry(local, name, counter),
+        return _SlidingBlock(function, arguments,
+                             _chunk_geometry(local, order, name, counter),
                              maps)
 
     metas = _dtypes(_dry_run(block_for, plans, x, inputs))
@@ -489,10 +493,12 @@ def _dry_run(block_for, plans, x, inputs):
     geometry = block.geometry
     counter = None if geometry.counter is None else (0, (0,) * len(plans))
     probe = _SlidingBlock(block.function, block.arguments,
-                          _chunk_geometry(windows, geometry.caller, counter),
+                          _chunk_geometry(windows, geometry.windows.order,
+                                          geometry.caller, counter),
                           None if block.index_maps is None else
                           [(np.arange(windows[a].n), windows[a].n) for a in windows])
-    return probe(*[np.zeros(shape, dtype=i.dtype) for i in inputs])
+    # Ones: zero weights would make a 0/0 that an integer result cannot hold.
+    return probe(*[np.ones(shape, dtype=i.dtype) for i in inputs])
 
 
 # --------------------------------------------------------------------------- the rest
@@ -539,11 +545,10 @@ def _maxblur(function, arguments):
 class _WholeBlock:
     """A block holding whole pooled axes: the NumPy function on it as it is."""
 
-    def __init__(self, function, arguments, extra=None, list_result=False):
+    def __init__(self, function, arguments, extra=None):
         self.function = function
         self.arguments = arguments
         self.extra = extra or {}
-        self.list_result = list_result
 
     def __call__(self, *slabs):
         args = dict(self.arguments)
@@ -551,10 +556,7 @@ class _WholeBlock:
         for n, slab in zip(names, slabs):
             args[n] = slab
         args.update(self.extra)
-        result = self.function(**args)
-        if self.list_result:
-            return tuple(result) if len(result) > 1 else result[0]
-        return result
+        return self.function(**args)
 
 
 def _pooled_axes(arguments, ndim):
@@ -618,29 +620,42 @@ def _global(function, arguments):
     return tuple(map(squeeze, result)) if isinstance(result, tuple) else squeeze(result)
 
 
-def _fractional(function, arguments):
+def _fractional_plan(arguments, x):
+    """``(pooled, out_shape, samples)`` of a fractional max pool of ``x``: the
+    planes' samples are drawn once for the whole array (each block takes its
+    own planes' rows)."""
     from ._beyond import _fractional_lengths, _fractional_samples
-    _check_output(arguments)
-    x = _as_dask(arguments["input"])
     user_axes = _pooled_axes(arguments, x.ndim)
     outs, _ = _fractional_lengths(x.shape, user_axes, arguments["output_size"],
                                   arguments["output_ratio"], arguments["size"])
     pooled = tuple(sorted(user_axes))
     by_axis = dict(zip(user_axes, outs))
+    out_shape = tuple(by_axis.get(a, n) for a, n in enumerate(x.shape))
     batch_shape = tuple(n for a, n in enumerate(x.shape) if a not in pooled)
-    # The planes' samples are drawn once for the whole array, then sliced.
     samples = _fractional_samples(arguments["samples"], arguments["seed"], batch_shape,
                                   len(pooled))
+    return pooled, out_shape, samples
+
+
+def _plane_samples(samples, plans, idx, pooled):
+    """The sample rows of the planes of block ``idx``."""
+    return samples[tuple(slice(*plans[a].bounds[idx[a]]) for a in range(len(plans))
+                         if a not in pooled)]
+
+
+def _fractional(function, arguments):
+    _check_output(arguments)
+    x = _as_dask(arguments["input"])
+    pooled, out_shape, samples = _fractional_plan(arguments, x)
     arguments = dict(arguments, seed=None, workers=_task_workers(arguments))
-    plans = _whole_plans(x, pooled, [by_axis.get(a, n) for a, n in enumerate(x.shape)])
+    plans = _whole_plans(x, pooled, out_shape)
 
     def block_for(idx):
-        batch = tuple(slice(*plans[a].bounds[idx[a]]) for a in range(x.ndim)
-                      if a not in pooled)
-        return _WholeBlock(function, arguments, {"samples": samples[batch]})
+        return _WholeBlock(function, arguments,
+                           {"samples": _plane_samples(samples, plans, idx, pooled)})
 
-    probe = _probe(function, dict(arguments, samples=samples[(slice(0, 1),) * len(
-        batch_shape)]), x, pooled)
+    first = samples[(slice(0, 1),) * (samples.ndim - 1)]
+    probe = _probe(function, dict(arguments, samples=first), x, pooled)
     if probe is None:
         probe = _natural_meta(x, arguments, arguments["return_indices"])
     return _build("fractional-max-pool", [x], plans, range(x.ndim), block_for,
@@ -679,6 +694,22 @@ def _passthrough(function, arguments):
     return function(**arguments)
 
 
+class _PyramidBlock:
+    """One block of a pyramid: all its levels, with the whole array's windows."""
+
+    def __init__(self, shape, arguments):
+        self.shape = shape
+        self.arguments = arguments
+
+    def __call__(self, block):
+        from ._beyond import pyramid_of_block
+        args = dict(self.arguments)
+        levels = pyramid_of_block(block, self.shape, args.pop("levels"),
+                                  args.pop("factor"), args.pop("method"),
+                                  args.pop("axes"), args)
+        return tuple(levels) if len(levels) > 1 else levels[0]
+
+
 def _pyramid(function, arguments):
     """Every level from blocks that hold whole windows of the last level: one
     task per block computes all its levels with the NumPy function, so each
@@ -689,8 +720,9 @@ def _pyramid(function, arguments):
                         arguments.get("axes"))
     x = x.rechunk(plan.chunks)
     plans = [_batch_plan(c) for c in x.chunks]
-    arguments = dict(arguments, levels=plan.levels, workers=_task_workers(arguments))
-    block = _WholeBlock(function, arguments, list_result=True)
+    arguments = {k: v for k, v in arguments.items() if k != "input"}
+    arguments.update(levels=plan.levels, workers=_task_workers(arguments))
+    block = _PyramidBlock(x.shape, arguments)
     probe_shape = tuple(min(n, f) for n, f in zip(x.shape, plan.factors))
     probe = function(**dict(arguments, input=np.zeros(probe_shape, x.dtype)))
     out_chunks = [tuple(tuple(-(-c // f ** k) for c in axis)
@@ -899,6 +931,7 @@ def _sliding_gradient(forward, backward, arguments, grad_output):
     extra = [_as_dask(arguments[n], like=x) for n in second]
     p, windows = _windows_of(name, arguments, x.shape)
     by_axis = dict(zip(p.axes, windows))
+    order = _pooled_axes(arguments, x.ndim)
     out_shape = tuple(by_axis[a].out_len if a in by_axis else n
                       for a, n in enumerate(x.shape))
     # grad_output's axes: the forward result's (catavgmax stacks or doubles one).
@@ -966,7 +999,8 @@ def _sliding_gradient(forward, backward, arguments, grad_output):
             inside = np.flatnonzero((slab >= lo) & (slab < hi))
             crop.append((inside, slab[inside] - lo))
         return _GradientBlock(backward, arguments,
-                              _chunk_geometry(local, name, counter, disjoint), crop,
+                              _chunk_geometry(local, order, name, counter, disjoint),
+                              crop,
                               shape, dtype)
 
     return _build(f"grad-{name.replace('_', '-')}", [g, x] + extra, plans,
@@ -990,19 +1024,10 @@ def _maxblur_gradient(arguments, grad_output):
 
 def _fractional_gradient(arguments, grad_output):
     """Each batch block's gradient over its whole pooled axes, with its planes'
-    samples (drawn once for the whole array)."""
+    samples."""
     from . import grad
-    from ._beyond import _fractional_lengths, _fractional_samples
     x = _as_dask(arguments["input"])
-    user_axes = _pooled_axes(arguments, x.ndim)
-    outs, _ = _fractional_lengths(x.shape, user_axes, arguments["output_size"],
-                                  arguments["output_ratio"], arguments["size"])
-    pooled = tuple(sorted(user_axes))
-    by_axis = dict(zip(user_axes, outs))
-    out_shape = tuple(by_axis.get(a, n) for a, n in enumerate(x.shape))
-    batch_shape = tuple(n for a, n in enumerate(x.shape) if a not in pooled)
-    samples = _fractional_samples(arguments["samples"], arguments["seed"], batch_shape,
-                                  len(pooled))
+    pooled, out_shape, samples = _fractional_plan(arguments, x)
     g = _as_dask(grad_output)
     if g.shape != out_shape:
         raise ValueError(f"grad_output has shape {g.shape}; the forward result has "
@@ -1019,10 +1044,9 @@ def _fractional_gradient(arguments, grad_output):
         return [g_pieces, x_pieces]
 
     def block_for(idx):
-        batch = tuple(slice(*plans[a].bounds[idx[a]]) for a in range(x.ndim)
-                      if a not in pooled)
-        return _FractionalGradientBlock(grad.fractional_max_pool,
-                                        dict(arguments, samples=samples[batch]))
+        return _FractionalGradientBlock(
+            grad.fractional_max_pool,
+            dict(arguments, samples=_plane_samples(samples, plans, idx, pooled)))
 
     return _build("grad-fractional-max-pool", [g, x], plans, range(x.ndim), block_for,
                   [dtype], pieces_for=pieces_for).rechunk(x.chunks)

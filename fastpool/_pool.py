@@ -173,6 +173,12 @@ def plan_windows(shape, size, stride, padding, dilation, ceil_mode, mode, nan_po
     for a in user_axes:
         check_length(shape[a], a)
     windows = dict(zip(user_axes, given.windows(tuple(shape[a] for a in user_axes))))
+    for a, w in windows.items():
+        # The kernels trust the tables: windows of another length would read
+        # outside the array.
+        if w.n != shape[a]:
+            raise ValueError(f"{given.caller}: the windows of axis {a} are for a length "
+                             f"of {w.n}; the axis has {shape[a]}")
     sorted_axes = tuple(sorted(user_axes))
     width = tuple(windows[a].width for a in sorted_axes)
     ones = (1,) * len(sorted_axes)
@@ -578,8 +584,10 @@ def max_unpool(input, indices, output_shape, axes=None, *, workers=None):
     order = batch + list(pooled)
     moved = np.zeros([output_shape[a] for a in order], dtype=x.dtype)
     nb = int(np.prod([x.shape[a] for a in batch], dtype=np.int64))
-    values = np.ascontiguousarray(x.transpose(order)).reshape(nb, -1)
-    flat = np.ascontiguousarray(idx.transpose(order), dtype=np.int64).reshape(nb, -1)
+    per_item = int(np.prod([x.shape[a] for a in pooled], dtype=np.int64))
+    values = np.ascontiguousarray(x.transpose(order)).reshape(nb, per_item)
+    flat = np.ascontiguousarray(idx.transpose(order), dtype=np.int64).reshape(nb,
+                                                                                per_item)
     if values.size:
         _unpool.unpool(values, flat, moved.reshape((nb,) + pooled_shape),
                        S.threads_for(values.size, workers))

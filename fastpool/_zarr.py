@@ -54,23 +54,28 @@ class _Block:
     """One task: read one input block, pool all its levels, write the chunks of
     every level that are not written yet."""
 
-    def __init__(self, arrays, first_level, region, coords, pyramid_args, sliced):
+    def __init__(self, arrays, first_level, region, coords, pyramid_args, sliced,
+                 shape):
         self.arrays = arrays
         self.first_level = first_level
         self.region = region
         self.coords = coords
         self.pyramid_args = pyramid_args
         self.sliced = sliced
+        self.shape = shape
 
     def __call__(self, source):
         """``source``: the block itself (``sliced``), or the whole input to read
         it from."""
-        from ._beyond import pyramid
+        from ._beyond import pyramid_of_block
         missing = _levels_of(self.arrays, self.coords)
         if not missing:
             return 0
         block = np.asarray(source if self.sliced else source[self.region])
-        levels = pyramid(block, **self.pyramid_args)
+        args = dict(self.pyramid_args)
+        levels = pyramid_of_block(block, self.shape, args.pop("levels"),
+                                  args.pop("factor"), args.pop("method"),
+                                  args.pop("axes"), args)
         for k in missing:
             level = self.first_level + k
             data = block if level == 0 else levels[level - 1]
@@ -219,7 +224,8 @@ def to_zarr_pyramid(source, store, levels, factor=2, method="avg", *, axes=None,
         if not _levels_of(arrays, coords):
             continue
         region = tuple(slice(int(o[i]), int(o[i + 1])) for o, i in zip(offsets, coords))
-        task = _Block(arrays, first, region, coords, pyramid_args, is_dask_array(source))
+        task = _Block(arrays, first, region, coords, pyramid_args, is_dask_array(source),
+                      tuple(source.shape))
         reader = blocks[coords] if is_dask_array(source) else held
         tasks.append(dask.delayed(task, pure=False)(reader))
     _run_tasks(tasks, progress)

@@ -92,7 +92,8 @@ def assert_same(got, expected):
     assert got.shape == expected.shape
     np.testing.assert_array_equal(got, expected)
     if expected.dtype.kind == "f":
-        np.testing.assert_array_equal(np.signbit(got), np.signbit(expected))
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(expected),
+                                      err_msg="sign bits differ (e.g. -0.0 vs 0.0)")
 
 
 def assert_lazy_same(result, expected):
@@ -283,6 +284,8 @@ def test_axes_not_ascending():
     assert agree(fastpool.max_pool, u, to_dask(u, ((1,), (1,), (2,))), (2, 1),
                  axes=(2, 0))
     assert agree(fastpool.adaptive_avg_pool, x, to_dask(x, ((3,), (4,))), (None, 1),
+                 axes=(1, 0))
+    assert agree(fastpool.global_pool, x, to_dask(x, ((1, 2), (4,))), "median",
                  axes=(1, 0))
 
 
@@ -546,6 +549,16 @@ def test_max_unpool(data, shape, dtype):
     expected = fastpool.max_unpool(values, indices, shape, axes=axes)
     assert_lazy_same(fastpool.max_unpool(dv, di, shape, axes=axes), expected)
     assert_lazy_same(fastpool.max_unpool(dv, indices, shape, axes=axes), expected)
+
+
+def test_pyramid_median_signed_zero():
+    """A float median pyramid on Dask keeps the sign of zero medians as NumPy's
+    (a median that ties -0.0 and 0.0)."""
+    x = make_input(0, (13, 10), "float32")
+    kw = dict(levels=2, factor=3, method="median")
+    for level, want in zip(fastpool.pyramid(to_dask(x, ((9, 4), (9, 1))), **kw),
+                           fastpool.pyramid(x, **kw), strict=True):
+        assert_lazy_same(level, want)
 
 
 # ---------------------------------------------------------------------------
