@@ -1181,3 +1181,26 @@ def test_sparse_mode_register_paths(dtype, shape, size):
             kw = dict(nodata=0.0, axes=axes, nan_policy=policy)
             assert_same(fastpool.mode_pool(x, size, **kw),
                         vec_ref(x, "mode", size, **kw), "mode")
+
+
+@given(dtype=st.sampled_from(["uint8", "int8", "uint16", "int16", "bool"]),
+       size=st.tuples(st.integers(5, 11), st.integers(14, 19)),
+       stride=st.integers(1, 9), padding=st.integers(0, 2),
+       mode=st.sampled_from(["ignore", "constant", "wrap"]), ceil_mode=st.booleans(),
+       nodata=st.sampled_from([None, 0, 3]), seed=st.integers(0, 2**32 - 1))
+@settings(max_examples=examples(40), deadline=None)
+def test_mode_of_large_small_int_windows(dtype, size, stride, padding, mode, ceil_mode,
+                                         nodata, seed):
+    """Windows of more than 64 samples of 8- and 16-bit input (mode by counting,
+    edge and interior windows): the reference's mode, ties to the smallest."""
+    rng = np.random.default_rng(seed)
+    span = 2 if dtype == "bool" else 4
+    x = rng.integers(-span if dtype.startswith("int") else 0, span, (23, 41))
+    if dtype in ("uint16", "int16"):
+        x = x * 1000 + (1 if dtype == "uint16" else -17)   # bins across the range
+    x = x.astype(dtype)
+    kw = dict(stride=stride, padding=padding, mode=mode, ceil_mode=ceil_mode, cval=1,
+              nodata=None if dtype == "bool" else nodata)
+    got = fastpool.mode_pool(x, size, **kw)
+    expected, _ = ref_pool(x, "mode", size, **kw)
+    np.testing.assert_array_equal(got, cast_result(expected, got.dtype))

@@ -28,6 +28,7 @@ floats (-0.0 below +0.0, bitwise equality).  The transform is its own inverse.
 
 from cython.parallel cimport parallel, prange, threadid
 from libc.stdlib cimport free
+from libc.string cimport memset
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.math cimport NAN
 
@@ -48,6 +49,7 @@ cdef enum:
     LANES = 64
     MAX_LANE_WINDOW = 64
     MODE_COUNT_WINDOW = 8   # mode by pairwise comparisons up to here, sort above
+    MODE_HIST_WINDOW = 64   # 8- and 16-bit mode by counting above this many values
     SMALL_SORT = 24         # insertion sort below this many values
 
 # Which order statistic a rank kernel computes.
@@ -237,6 +239,37 @@ cdef T mode_of_sorted(const T* v, Py_ssize_t n) noexcept nogil:
     return best
 
 
+cdef inline Py_ssize_t bin_of(T v) noexcept nogil:
+    """The counting bin of an 8- or 16-bit value, in the values' order."""
+    if T is uint8_t or T is uint16_t:
+        return <Py_ssize_t>v
+    elif T is int8_t:
+        return <Py_ssize_t>(<uint8_t>v ^ 0x80)
+    elif T is int16_t:
+        return <Py_ssize_t>(<uint16_t>v ^ 0x8000)
+    else:
+        return 0
+
+
+cdef T mode_by_counts(const T* v, Py_ssize_t n, int32_t* hist) noexcept nogil:
+    """Most frequent value of ``v[:n]``, the smallest on ties, by counting into
+    ``hist`` (one bin per value of an 8- or 16-bit type, all zero, and left so):
+    linear in ``n`` where sorting is not."""
+    cdef Py_ssize_t j
+    cdef int32_t c, best_count = 0
+    cdef T best = v[0]
+    for j in range(n):
+        hist[bin_of(v[j])] += 1
+    for j in range(n):
+        c = hist[bin_of(v[j])]
+        if c > best_count or (c == best_count and v[j] < best):
+            best_count = c
+            best = v[j]
+    for j in range(n):
+        hist[bin_of(v[j])] = 0
+    return best
+
+
 cdef Py_ssize_t gather(const Geom* g, const T* xb, const int64_t* roff,
                        const char* rcv, Py_ssize_t nrows, Py_ssize_t w, T* vals,
                        bint omit, bint has_nd, T nd, T cval, bint* saw_nan,
@@ -288,8 +321,11 @@ cdef T nan_value(T kind, const KeyInfo* ki) noexcept nogil:
 cdef void scalar_column(const Geom* g, const T* xb, const int64_t* roff,
                         const char* rcv, Py_ssize_t nrows, Py_ssize_t w, T* vals,
                         T* op, int64_t os, const RankSpec* spec, bint omit,
-                        bint has_nd, T nd, T cval, const KeyInfo* ki) noexcept nogil:
-    """One output by the scalar path: rank (``ki`` NULL) or mode (``ki`` set)."""
+                        bint has_nd, T nd, T cval, const KeyInfo* ki,
+                        int32_t* hist) noexcept nogil:
+    """One output by the scalar path: rank (``ki`` NULL) or mode (``ki`` set;
+    ``hist``: the thread's zeroed counting bins for 8- and 16-bit input, or
+    NULL)."""
     cdef bint saw_nan = False
     cdef Py_ssize_t n = gather(g, xb, roff, rcv, nrows, w, vals, omit, has_nd, nd, cval,
                                &saw_nan, ki)
@@ -304,6 +340,8 @@ cdef void scalar_column(const Geom* g, const T* xb, const int64_t* roff,
         return
     if ki == NULL:
         res = select_rank(vals, n, rank_of(spec, n))
+    elif hist != NULL and n > MODE_HIST_WINDOW:
+        res = mode_by_counts(vals, n, hist)
     else:
         sort_values(vals, n)
         res = flip(mode_of_sorted(vals, n), <T>ki.mask)
@@ -963,7 +1001,7 @@ cdef void lanes_row(const Geom* g, const T* xb, const int64_t* roff, const char*
             if flags[i]:
                 if omit:
                     scalar_column(g, xb, roff, rcv, nrows, c0 + i, vals, op, os, spec,
-                                  omit, False, nd, cval, ki)
+                                  omit, False, nd, cval, ki, NULL)
                 else:
                     op[(c0 + i) * os] = nan_value(cval, ki)
         c0 = c0 + nl
@@ -1024,12 +1062,22 @@ cdef int engine(const Geom* g, const T* x, T* out, const RankSpec* spec,
     cdef Py_ssize_t roff_at = vals_at + lines(window * sizeof(T))
     cdef Py_ssize_t rcv_at = roff_at + 2 * lines(g.max_rows * 8)
     cdef Py_ssize_t flags_at = rcv_at + lines(g.max_rows)
-    cdef Py_ssize_t per_thread = flags_at + lines(LANES)
+    cdef Py_ssize_t hist_at = flags_at + lines(LANES)
+    # Counting bins for the mode of 8- and 16-bit windows too large to sort fast.
+    cdef Py_ssize_t bins = 0
+    if T is uint8_t or T is int8_t or T is uint16_t or T is int16_t:
+        if ki != NULL and window > MODE_HIST_WINDOW:
+            bins = 1 << (8 * sizeof(T))
+    cdef Py_ssize_t per_thread = hist_at + lines(bins * 4)
+    cdef int32_t* hist
     cdef char* scratch = <char*>aligned_alloc(64, per_thread * nthreads)
     if scratch == NULL:
         return -1
     with parallel(num_threads=nthreads):
         mine = scratch + threadid() * per_thread
+        hist = <int32_t*>(mine + hist_at) if bins else NULL
+        if bins:
+            memset(hist, 0, bins * 4)
         L = <T*>mine
         cnt = <T*>(mine + lane_bytes)
         vals = <T*>(mine + vals_at)
@@ -1051,14 +1099,14 @@ cdef int engine(const Geom* g, const T* x, T* out, const RankSpec* spec,
             if not direct:
                 for w in range(W):
                     scalar_column(g, xb, roff, rcv, nrows, w, vals, op, os, spec, omit,
-                                  has_nd, nd, cval, ki)
+                                  has_nd, nd, cval, ki, hist)
                 continue
             for w in range(g.lo):
                 scalar_column(g, xb, roff, rcv, nrows, w, vals, op, os, spec, omit,
-                              has_nd, nd, cval, ki)
+                              has_nd, nd, cval, ki, hist)
             for w in range(g.hi, W):
                 scalar_column(g, xb, roff, rcv, nrows, w, vals, op, os, spec, omit,
-                              has_nd, nd, cval, ki)
+                              has_nd, nd, cval, ki, hist)
             if plan.fast == 3:
                 lanes_row(g, xb, roff, rcv, nrows, op, os, plan, spec, ki, omit, nd,
                           cval, L, cnt, vals, flags)
@@ -1066,7 +1114,7 @@ cdef int engine(const Geom* g, const T* x, T* out, const RankSpec* spec,
                 # Rare: redo the row's interior, the scalar path skips the NaNs.
                 for w in range(g.lo, g.hi):
                     scalar_column(g, xb, roff, rcv, nrows, w, vals, op, os, spec, omit,
-                                  has_nd, nd, cval, ki)
+                                  has_nd, nd, cval, ki, hist)
     free(scratch)
     return 0
 
