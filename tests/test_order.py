@@ -1183,7 +1183,8 @@ def test_sparse_mode_register_paths(dtype, shape, size):
                         vec_ref(x, "mode", size, **kw), "mode")
 
 
-@given(dtype=st.sampled_from(["uint8", "int8", "uint16", "int16", "bool"]),
+@given(dtype=st.sampled_from(["uint8", "int8", "uint16", "int16", "bool", "uint32",
+                              "int64", "float32", "float64"]),
        size=st.tuples(st.integers(5, 11), st.integers(14, 19)),
        stride=st.integers(1, 9), padding=st.integers(0, 2),
        mode=st.sampled_from(["ignore", "constant", "wrap"]), ceil_mode=st.booleans(),
@@ -1191,14 +1192,19 @@ def test_sparse_mode_register_paths(dtype, shape, size):
 @settings(max_examples=examples(40), deadline=None)
 def test_mode_of_large_small_int_windows(dtype, size, stride, padding, mode, ceil_mode,
                                          nodata, seed):
-    """Windows of more than 64 samples of 8- and 16-bit input (mode by counting,
-    edge and interior windows): the reference's mode, ties to the smallest."""
+    """Windows of more than 64 samples (mode by counting: a bin per value for 8-
+    and 16-bit input, a hash table for wider and float keys; edge and interior
+    windows): the reference's mode, ties to the smallest, floats by their bits."""
     rng = np.random.default_rng(seed)
     span = 2 if dtype == "bool" else 4
-    x = rng.integers(-span if dtype.startswith("int") else 0, span, (23, 41))
-    if dtype in ("uint16", "int16"):
-        x = x * 1000 + (1 if dtype == "uint16" else -17)   # bins across the range
+    signed = dtype.startswith(("int", "float"))
+    x = rng.integers(-span if signed else 0, span, (23, 41))
+    if dtype in ("uint16", "int16", "uint32", "int64"):
+        x = x * 1000 + (1 if dtype.startswith("u") else -17)   # far apart
     x = x.astype(dtype)
+    if dtype.startswith("float"):
+        x = x * 0.5
+        x[(x == 0) & (rng.random(x.shape) < 0.5)] = -0.0   # a value of its own
     kw = dict(stride=stride, padding=padding, mode=mode, ceil_mode=ceil_mode, cval=1,
               nodata=None if dtype == "bool" else nodata)
     got = fastpool.mode_pool(x, size, **kw)

@@ -270,6 +270,34 @@ cdef T mode_by_counts(const T* v, Py_ssize_t n, int32_t* hist) noexcept nogil:
     return best
 
 
+cdef T mode_by_hash(const T* v, Py_ssize_t n, T* keys, int32_t* counts) noexcept nogil:
+    """Most frequent value of ``v[:n]``, the smallest on ties, by counting in an
+    open-addressing table (``keys``, ``counts``: at least ``2 * n`` slots rounded
+    up to a power of two, ``counts`` all zero, and left so): linear in ``n``."""
+    cdef Py_ssize_t size = 1, j, i
+    cdef int bits = 0
+    cdef int32_t best_count = 0
+    cdef T best = v[0]
+    while size < 2 * n:
+        size <<= 1
+        bits += 1
+    cdef uint64_t mask = <uint64_t>size - 1
+    for j in range(n):
+        i = <Py_ssize_t>(((<uint64_t>v[j]) * 0x9E3779B97F4A7C15ULL) >> (64 - bits)) \
+            if bits else 0
+        while counts[i] != 0 and keys[i] != v[j]:
+            i = <Py_ssize_t>((<uint64_t>i + 1) & mask)
+        keys[i] = v[j]
+        counts[i] += 1
+    for i in range(size):
+        if counts[i] > best_count or (counts[i] == best_count and counts[i] != 0
+                                      and keys[i] < best):
+            best_count = counts[i]
+            best = keys[i]
+    memset(counts, 0, size * sizeof(int32_t))
+    return best
+
+
 cdef Py_ssize_t gather(const Geom* g, const T* xb, const int64_t* roff,
                        const char* rcv, Py_ssize_t nrows, Py_ssize_t w, T* vals,
                        bint omit, bint has_nd, T nd, T cval, bint* saw_nan,
@@ -322,10 +350,11 @@ cdef void scalar_column(const Geom* g, const T* xb, const int64_t* roff,
                         const char* rcv, Py_ssize_t nrows, Py_ssize_t w, T* vals,
                         T* op, int64_t os, const RankSpec* spec, bint omit,
                         bint has_nd, T nd, T cval, const KeyInfo* ki,
-                        int32_t* hist) noexcept nogil:
+                        int32_t* hist, T* hkeys) noexcept nogil:
     """One output by the scalar path: rank (``ki`` NULL) or mode (``ki`` set;
-    ``hist``: the thread's zeroed counting bins for 8- and 16-bit input, or
-    NULL)."""
+    ``hist``: the thread's zeroed counts for windows too large to sort fast, or
+    NULL: one bin per value for 8- and 16-bit input, else a hash table's counts
+    whose keys are ``hkeys``)."""
     cdef bint saw_nan = False
     cdef Py_ssize_t n = gather(g, xb, roff, rcv, nrows, w, vals, omit, has_nd, nd, cval,
                                &saw_nan, ki)
@@ -341,7 +370,10 @@ cdef void scalar_column(const Geom* g, const T* xb, const int64_t* roff,
     if ki == NULL:
         res = select_rank(vals, n, rank_of(spec, n))
     elif hist != NULL and n > MODE_HIST_WINDOW:
-        res = mode_by_counts(vals, n, hist)
+        if T is uint8_t or T is int8_t or T is uint16_t or T is int16_t:
+            res = mode_by_counts(vals, n, hist)
+        else:
+            res = flip(mode_by_hash(vals, n, hkeys, hist), <T>ki.mask)
     else:
         sort_values(vals, n)
         res = flip(mode_of_sorted(vals, n), <T>ki.mask)
@@ -1001,7 +1033,7 @@ cdef void lanes_row(const Geom* g, const T* xb, const int64_t* roff, const char*
             if flags[i]:
                 if omit:
                     scalar_column(g, xb, roff, rcv, nrows, c0 + i, vals, op, os, spec,
-                                  omit, False, nd, cval, ki, NULL)
+                                  omit, False, nd, cval, ki, NULL, NULL)
                 else:
                     op[(c0 + i) * os] = nan_value(cval, ki)
         c0 = c0 + nl
@@ -1064,18 +1096,27 @@ cdef int engine(const Geom* g, const T* x, T* out, const RankSpec* spec,
     cdef Py_ssize_t flags_at = rcv_at + lines(g.max_rows)
     cdef Py_ssize_t hist_at = flags_at + lines(LANES)
     # Counting bins for the mode of 8- and 16-bit windows too large to sort fast.
-    cdef Py_ssize_t bins = 0
-    if T is uint8_t or T is int8_t or T is uint16_t or T is int16_t:
-        if ki != NULL and window > MODE_HIST_WINDOW:
+    # (8- and 16-bit: a bin per value; wider: a hash table of 2 * window slots
+    # or more, a power of two.)
+    cdef Py_ssize_t bins = 0, slots = 1
+    if ki != NULL and window > MODE_HIST_WINDOW:
+        if T is uint8_t or T is int8_t or T is uint16_t or T is int16_t:
             bins = 1 << (8 * sizeof(T))
-    cdef Py_ssize_t per_thread = hist_at + lines(bins * 4)
+        else:
+            while slots < 2 * window:
+                slots <<= 1
+            bins = slots
+    cdef Py_ssize_t hkeys_at = hist_at + lines(bins * 4)
+    cdef Py_ssize_t per_thread = hkeys_at + lines(bins * sizeof(T))
     cdef int32_t* hist
+    cdef T* hkeys
     cdef char* scratch = <char*>aligned_alloc(64, per_thread * nthreads)
     if scratch == NULL:
         return -1
     with parallel(num_threads=nthreads):
         mine = scratch + threadid() * per_thread
         hist = <int32_t*>(mine + hist_at) if bins else NULL
+        hkeys = <T*>(mine + hkeys_at)
         if bins:
             memset(hist, 0, bins * 4)
         L = <T*>mine
@@ -1099,14 +1140,14 @@ cdef int engine(const Geom* g, const T* x, T* out, const RankSpec* spec,
             if not direct:
                 for w in range(W):
                     scalar_column(g, xb, roff, rcv, nrows, w, vals, op, os, spec, omit,
-                                  has_nd, nd, cval, ki, hist)
+                                  has_nd, nd, cval, ki, hist, hkeys)
                 continue
             for w in range(g.lo):
                 scalar_column(g, xb, roff, rcv, nrows, w, vals, op, os, spec, omit,
-                              has_nd, nd, cval, ki, hist)
+                              has_nd, nd, cval, ki, hist, hkeys)
             for w in range(g.hi, W):
                 scalar_column(g, xb, roff, rcv, nrows, w, vals, op, os, spec, omit,
-                              has_nd, nd, cval, ki, hist)
+                              has_nd, nd, cval, ki, hist, hkeys)
             if plan.fast == 3:
                 lanes_row(g, xb, roff, rcv, nrows, op, os, plan, spec, ki, omit, nd,
                           cval, L, cnt, vals, flags)
@@ -1114,7 +1155,7 @@ cdef int engine(const Geom* g, const T* x, T* out, const RankSpec* spec,
                 # Rare: redo the row's interior, the scalar path skips the NaNs.
                 for w in range(g.lo, g.hi):
                     scalar_column(g, xb, roff, rcv, nrows, w, vals, op, os, spec, omit,
-                                  has_nd, nd, cval, ki, hist)
+                                  has_nd, nd, cval, ki, hist, hkeys)
     free(scratch)
     return 0
 
