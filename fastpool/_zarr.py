@@ -111,9 +111,11 @@ def to_zarr_pyramid(source, store, levels, factor=2, method="avg", *, axes=None,
     %(method)s
     %(axes)s
     max_memory : int or str, optional
-        Memory one task may hold, in bytes (``'256MiB'``, ``2**28``): it sets the
-        block size, a multiple of ``factor**levels`` along every pooled axis.  A
-        ``ValueError`` says so when one window of the last level does not fit.
+        Memory one task may hold for its arrays, in bytes (``'256MiB'``,
+        ``2**28``): it sets the block size, a multiple of ``factor**levels`` along
+        every pooled axis.  A scheduler runs as many tasks at once as it has
+        threads (or workers); Zarr's codec buffers come on top.  A ``ValueError``
+        says so when one window of the last level does not fit.
     include_input : bool, optional
         Also write the input itself as level ``"0"`` (NGFF's full resolution).
     names : sequence of str, optional

@@ -8,6 +8,9 @@ trailing chunk.  The oracle is fastpool's own NumPy path, called on the same
 values with the same arguments.
 """
 
+import subprocess
+import sys
+
 import dask
 import dask.array as da
 import distributed
@@ -666,3 +669,14 @@ def test_errors():
         fastpool.weighted_pool(dx, np.ones((6, 7)), 2)
     with pytest.raises(ValueError):
         fastpool.lip_pool(dx, da.ones((5, 8), chunks=2), 2)
+
+
+def test_import_needs_no_optional_package():
+    """Importing fastpool and pooling NumPy arrays imports none of Dask, Zarr,
+    distributed or tqdm."""
+    code = ("import sys, numpy, fastpool; fastpool.avg_pool(numpy.ones((4, 4)), 2); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('dask', 'zarr', 'distributed', 'tqdm')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
