@@ -18,6 +18,7 @@ Table entries (``int64``):
 """
 
 import functools
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,6 +103,18 @@ class AxisWindows:
         return counts
 
 
+@functools.lru_cache(maxsize=None)
+def table_limit():
+    """The most entries a window table may have: building one takes a few int64
+    arrays of its size, which must fit in physical memory (an allocation that
+    only overcommit grants would be killed when touched, not refused)."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        memory = 1 << 34
+    return max(memory // 64, 1 << 24)
+
+
 def check_length(n, axis):
     """Every geometry needs a pooled axis to hold something."""
     if n == 0:
@@ -121,6 +134,11 @@ def sliding_windows(n, size, stride, padding, dilation, ceil_mode, mode, axis):
             f"axis {axis}: the pooled result would be empty: the input has length {n}, "
             f"which with padding={padding} is shorter than the window span "
             f"dilation*(size-1)+1 = {span} (size={size}, dilation={dilation})")
+    if out_len * size > table_limit():
+        raise MemoryError(
+            f"axis {axis}: {out_len} windows of {size} samples need a table of "
+            f"{out_len * size} entries, more than this machine's memory holds; use a "
+            "smaller size or a larger stride")
     starts = np.arange(out_len, dtype=np.int64) * stride - padding
     pos = starts[:, None] + np.arange(size, dtype=np.int64)[None, :] * dilation
     inside = (pos >= 0) & (pos < n)

@@ -314,6 +314,8 @@ def _check_divisor(divisor):
     divisor = operator.index(divisor)
     if divisor == 0:
         raise ValueError("divisor must be nonzero, got 0")
+    if not -2**63 <= divisor < 2**63:
+        raise ValueError(f"divisor must fit in 64 bits, got {divisor}")
     return divisor
 
 

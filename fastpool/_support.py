@@ -22,6 +22,9 @@ KERNEL_DTYPES = tuple(np.dtype(t) for t in (
     np.uint8, np.uint16, np.uint32, np.uint64, np.int8, np.int16, np.int32, np.int64,
     np.float32, np.float64))
 
+# Lengths, steps and counts are int64 in the geometry tables and the kernels.
+LIMIT = 2 ** 63
+
 # Below this many window samples a call runs on one thread: starting a team of
 # threads costs more than it saves.
 SERIAL_WORK = 1 << 16
@@ -188,6 +191,8 @@ def int_at_least(value, name, minimum, allow_none=False):
     value = int(value)
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if value >= LIMIT:
+        raise ValueError(f"{name} must fit in 64 bits, got {value}")
     return value
 
 

@@ -1,0 +1,240 @@
+"""Crash-only fuzzing: every public function on hostile arrays and parameters.
+
+Any array (zero-length and length-1 axes, negative and zero strides, unaligned
+views, big-endian, read-only, every dtype, unsupported ones included) and any
+parameter (at and past its limits, of the wrong type) must give a result or a
+``TypeError`` / ``ValueError`` (``MemoryError`` for what cannot fit): never a
+crash, another exception, or a result of the wrong shape.  A crash kills the
+test process, which fails the run.  ``FASTPOOL_FUZZ_EXAMPLES`` sets how many
+examples (CI: a smoke run; the long runs are documented in docs/reliability.md).
+"""
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import fastpool
+
+EXAMPLES = int(os.environ.get("FASTPOOL_FUZZ_EXAMPLES", "400"))
+ALLOWED = (TypeError, ValueError, MemoryError)
+
+DTYPES = ["bool", "uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64",
+          "int64", "float16", "float32", "float64", ">f4", ">i2", ">u8", "complex64",
+          "object", "U2", "datetime64[s]"]
+
+# function -> the extra positional arguments before ``size`` and own keywords
+SLIDING = {
+    "max_pool": {"return_indices": st.booleans()},
+    "min_pool": {"return_indices": st.booleans()},
+    "avg_pool": {"divisor": st.sampled_from([None, 0, 1, -3, 2.5, 10**30])},
+    "sum_pool": {},
+    "median_pool": {},
+    "mode_pool": {},
+    "rank_pool": {"rank": st.sampled_from([0, 1, -1, 5, -100, 10**20, 1.5])},
+    "percentile_pool": {"percentile": st.sampled_from([0, 50, 100, -1, 101,
+                                                       float("nan"), "50"])},
+    "lp_pool": {"p": st.sampled_from([1, 2, 3, 0.5, 0, -1, float("inf"),
+                                      float("nan")]),
+                "average": st.booleans()},
+    "soft_pool": {"beta": st.sampled_from([1.0, 0.0, -2.0, float("inf"),
+                                           float("-inf"), float("nan"), 1e308])},
+    "stochastic_pool": {"training": st.booleans(), "seed": st.sampled_from([0, 1, None])},
+    "mixed_pool": {"alpha": st.sampled_from([None, 0.0, 0.5, 1.0, -0.1, 2.0,
+                                             float("nan")]),
+                   "seed": st.sampled_from([0, None])},
+    "avgmax_pool": {},
+    "catavgmax_pool": {"axis": st.sampled_from([None, 0, -1, 5])},
+    "dpp_pool": {"alpha": st.sampled_from([1.0, 0.0, -1.0]),
+                 "lam": st.sampled_from([1.0, 0.0, 3.0, -1.0]),
+                 "asymmetric": st.booleans()},
+    "weighted_pool": {},
+    "lip_pool": {},
+    "generic_pool": {},
+}
+POSITIONAL = {"rank_pool": "rank", "percentile_pool": "percentile", "lp_pool": "p"}
+SECOND = {"weighted_pool", "lip_pool"}
+
+
+@st.composite
+def arrays(draw):
+    """A hostile array: any dtype, shape with 0/1 lengths, and layout."""
+    dtype = np.dtype(draw(st.sampled_from(DTYPES)))
+    ndim = draw(st.integers(1, 4))
+    shape = tuple(draw(st.sampled_from([0, 1, 1, 2, 3, 5, 8])) for _ in range(ndim))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    n = int(np.prod(shape))
+    if dtype.kind in "biuf":
+        special = draw(st.booleans())
+        values = rng.normal(0, 100, n)
+        if special and dtype.kind == "f":
+            values[rng.random(n) < 0.3] = np.nan
+            values[rng.random(n) < 0.1] = np.inf
+            values[rng.random(n) < 0.1] = -np.inf
+        with np.errstate(all="ignore"):
+            x = values.astype(dtype) if dtype.kind != "b" else values > 0
+        if dtype.kind in "iu" and special:
+            info = np.iinfo(dtype)
+            x.flat[::2] = info.max
+            x.flat[1::3] = info.min
+    elif dtype.kind == "c":
+        x = (rng.normal(size=n) + 1j).astype(dtype)
+    elif dtype.kind == "O":
+        x = np.array([object()] * n, dtype=object)
+    elif dtype.kind == "M":
+        x = np.zeros(n, dtype=dtype)
+    else:
+        x = np.array(["ab"] * n, dtype=dtype)
+    x = x.reshape(shape)
+    layout = draw(st.sampled_from(["c", "f", "reversed", "strided", "broadcast",
+                                   "unaligned", "readonly"]))
+    if layout == "f":
+        x = np.asfortranarray(x)
+    elif layout == "reversed":
+        x = x[tuple(slice(None, None, -1) for _ in shape)]
+    elif layout == "strided" and n:
+        big = np.repeat(x, 2, axis=-1)
+        x = big[..., ::2]
+    elif layout == "broadcast" and ndim >= 2 and shape[0]:
+        x = np.broadcast_to(x[:1], (draw(st.sampled_from([0, 1, 4])),) + shape[1:])
+    elif layout == "unaligned" and dtype.kind in "biufc" and dtype.itemsize > 1:
+        raw = np.zeros(x.nbytes + 1, dtype=np.uint8)
+        y = np.frombuffer(raw.data, dtype=x.dtype, count=x.size, offset=1)
+        y = y.reshape(shape) if not y.flags.writeable else y.reshape(shape)
+        x = np.lib.stride_tricks.as_strided(y, shape, y.strides)
+    elif layout == "readonly":
+        x = x.copy()
+        x.flags.writeable = False
+    return x
+
+
+def per_axis(draw, lo, hi):
+    """Mostly a valid value (so the kernels run), else one past a limit or of a
+    wrong type."""
+    if draw(st.integers(0, 3)):
+        return draw(st.sampled_from([lo, hi, (lo, hi), (hi, lo)]))
+    return draw(st.sampled_from([0, -1, 10**12, 2**63, (2, 2, 2, 2, 2), (1, 0), 2.0,
+                                 "2", None, float("nan")]))
+
+
+@st.composite
+def geometry(draw):
+    kw = {}
+    if draw(st.booleans()):
+        kw["stride"] = per_axis(draw, 1, 3)
+    if draw(st.booleans()):
+        kw["padding"] = per_axis(draw, 0, 1)
+    if draw(st.booleans()):
+        kw["dilation"] = per_axis(draw, 1, 2)
+    if draw(st.booleans()):
+        kw["ceil_mode"] = draw(st.sampled_from([True, False, 1, "yes"]))
+    if draw(st.booleans()):
+        kw["mode"] = draw(st.sampled_from(["ignore", "constant", "reflect", "mirror",
+                                           "nearest", "wrap", "bogus", None]))
+    if draw(st.booleans()):
+        kw["cval"] = draw(st.sampled_from([0, -1, 1e300, float("nan"), float("inf"),
+                                           2**70, "x"]))
+    if draw(st.booleans()):
+        kw["nan_policy"] = draw(st.sampled_from(["propagate", "omit", "raise", "x"]))
+    if draw(st.booleans()):
+        kw["nodata"] = draw(st.sampled_from([None, 0, -1, float("nan"), 1e300, 300]))
+    if draw(st.booleans()):
+        kw["axes"] = draw(st.sampled_from([None, 0, -1, (0, 0), (1, 0), 7, (0, 1, 2, 3),
+                                           "0", 1.0]))
+    if draw(st.booleans()):
+        kw["workers"] = draw(st.sampled_from([None, 1, 2, -1, 0, -5, 1000, 1.5]))
+    return kw
+
+
+def check(call):
+    """``call()`` returns arrays or raises an allowed error."""
+    try:
+        result = call()
+    except ALLOWED:
+        return None
+    parts = result if isinstance(result, (tuple, list)) else (result,)
+    for part in parts:
+        assert isinstance(part, np.ndarray), type(part)
+        assert all(n >= 0 for n in part.shape)
+    return result
+
+
+@settings(max_examples=EXAMPLES, deadline=None,
+          suppress_health_check=list(HealthCheck))
+@given(name=st.sampled_from(sorted(SLIDING)), x=arrays(), geo=geometry(),
+       size=st.sampled_from([1, 2, 3, (2, 1), (3, 2), 2, 3, 0, -2, 10**9, 2**62, None,
+                             2.5]),
+       output=st.sampled_from([None, "float64", "int8", "uint8", "bool", "complex64",
+                               "wrong-shape", "readonly"]),
+       data=st.data())
+def test_sliding_functions(name, x, geo, size, output, data):
+    """Every sliding function: a result of the right kind or a clean error."""
+    kw = dict(geo)
+    for key, strategy in SLIDING[name].items():
+        kw[key] = data.draw(strategy)
+    args = [x]
+    if name in POSITIONAL:
+        args.append(kw.pop(POSITIONAL[name]))
+    if name in SECOND:
+        args.append(np.ones(x.shape) if data.draw(st.booleans()) else np.ones(3))
+    if name == "generic_pool":
+        args.append(data.draw(st.sampled_from([np.max, len, None, "max"])))
+    args.append(size)
+    if output == "wrong-shape":
+        kw["output"] = np.empty((1,) * (x.ndim + 1))
+    elif output == "readonly":
+        out = np.empty(x.shape)
+        out.flags.writeable = False
+        kw["output"] = out
+    elif output is not None:
+        kw["output"] = np.dtype(output)
+    with np.errstate(all="ignore"):
+        check(lambda: getattr(fastpool, name)(*args, **kw))
+        if name != "generic_pool":
+            g = np.ones(3) if data.draw(st.booleans()) else None
+            result = None
+            try:
+                result = getattr(fastpool, name)(*args, **kw)
+            except ALLOWED:
+                pass
+            if result is not None:
+                forward = result[0] if isinstance(result, tuple) else result
+                g = np.ones(forward.shape)
+            kw.pop("output", None)
+            check(lambda: getattr(fastpool.grad, name)(g, *args, **kw))
+
+
+@settings(max_examples=EXAMPLES // 2, deadline=None,
+          suppress_health_check=list(HealthCheck))
+@given(x=arrays(), data=st.data())
+def test_geometry_functions(x, data):
+    """Adaptive, global, fractional, pyramid, unpooling and blur: clean errors only."""
+    method = data.draw(st.sampled_from(["avg", "max", "median", "mode", "soft", "sum",
+                                        "stochastic", "catavgmax", "bogus"]))
+    axes = data.draw(st.sampled_from([None, 0, -1, (0, 0), 9]))
+    out_size = data.draw(st.sampled_from([1, 2, 3, 0, -1, None, (2, 2), 10**4]))
+    with np.errstate(all="ignore"):
+        check(lambda: fastpool.adaptive_pool(x, out_size, method, axes=axes))
+        check(lambda: fastpool.global_pool(x, method, axes=axes,
+                                           keepdims=data.draw(st.booleans())))
+        check(lambda: fastpool.fractional_max_pool(
+            x, output_size=out_size, size=data.draw(st.sampled_from([1, 2, 3, 0])),
+            seed=0, axes=axes, return_indices=data.draw(st.booleans())))
+        check(lambda: fastpool.pyramid(x, data.draw(st.sampled_from([None, 1, 2, 0, 40])),
+                                       data.draw(st.sampled_from([2, 3, 1, 0, (2, 1)])),
+                                       method, axes=axes))
+        check(lambda: fastpool.blur_pool(x, data.draw(st.sampled_from([1, 2, 3, 0])),
+                                         order=data.draw(st.sampled_from([0, 1, 2, 6, 7])),
+                                         axes=axes))
+        check(lambda: fastpool.maxblur_pool(x, 2, size=data.draw(st.sampled_from([1, 2, 0])),
+                                            axes=axes))
+        idx = data.draw(st.sampled_from(["good", "negative", "huge", "float"]))
+        indices = {"good": np.zeros(x.shape, np.int64),
+                   "negative": -np.ones(x.shape, np.int64),
+                   "huge": np.full(x.shape, 2**62, np.int64),
+                   "float": np.zeros(x.shape)}[idx]
+        shape = data.draw(st.sampled_from([x.shape, tuple(2 * n for n in x.shape), (),
+                                           (-1,) * x.ndim]))
+        check(lambda: fastpool.max_unpool(x, indices, shape, axes=axes))
