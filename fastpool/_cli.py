@@ -6,7 +6,9 @@ Everything here uses only NumPy and the standard library: PNG files are read and
 written by the small codec below (zlib + struct), and the labels of the demo's
 comparison sheet are drawn with a built-in 5x7 bitmap font.  Optional packages
 (PyTorch, scikit-image, OpenCV) are used by ``fastpool demo`` for its timing
-table only when they happen to be installed.
+table only when they happen to be installed; ``fastpool downsample`` reads and
+writes TIFF through tifffile and JPEG through Pillow, imported only when such a
+file is named (``pip install "fastpool[io]"``).
 """
 
 import argparse
@@ -166,11 +168,19 @@ def _unfilter(filtered, height, rowbytes, bpp):
     return out
 
 
-def decode_png(blob):
+def decode_png(blob, max_pixels=None):
     """Decode PNG bytes into an array.
 
     Reads non-interlaced PNGs of bit depth 8 or 16: gray, gray + alpha, RGB, RGBA,
     and 8-bit palette images (expanded to RGB).  Checks every chunk's CRC.
+
+    Parameters
+    ----------
+    blob : bytes
+    max_pixels : int, optional
+        Refuse (``PNGError``) an image whose header declares more pixels than this,
+        before inflating anything.  The image data is never inflated beyond the size
+        the header declares, whatever ``max_pixels`` is.
 
     Returns
     -------
@@ -234,12 +244,23 @@ def decode_png(blob):
     channels = _PNG_CHANNELS[colour]
     bpp = channels * depth // 8
     rowbytes = width * bpp
+    expected = height * (rowbytes + 1)
+    if max_pixels is not None and width * height > max_pixels:
+        raise PNGError(f"the image is {width}x{height} ({width * height} pixels), more than "
+                       f"max_pixels={max_pixels}")
+    # Inflate at most one byte more than the header promises: a small file whose data
+    # inflates to far more than its IHDR declares is stopped there, not decompressed.
+    inflater = zlib.decompressobj()
     try:
-        raw = zlib.decompress(b"".join(idat))
+        raw = inflater.decompress(b"".join(idat), expected + 1)
     except zlib.error as exc:
         raise PNGError(f"corrupt image data ({exc})") from None
-    if len(raw) != height * (rowbytes + 1):
-        raise PNGError(f"image data has {len(raw)} bytes, expected {height * (rowbytes + 1)}")
+    if len(raw) > expected:
+        raise PNGError(f"image data inflates to more than the {expected} bytes expected")
+    if not inflater.eof:
+        raise PNGError("corrupt image data (incomplete or truncated stream)")
+    if len(raw) != expected:
+        raise PNGError(f"image data has {len(raw)} bytes, expected {expected}")
     rows = _unfilter(np.frombuffer(raw, dtype=np.uint8), height, rowbytes, bpp)
     if depth == 16:
         image = rows.view(">u2").astype(np.uint16).reshape(height, width, channels)
@@ -254,10 +275,10 @@ def decode_png(blob):
     return image[..., 0] if channels == 1 else image
 
 
-def read_png(path):
+def read_png(path, max_pixels=None):
     """Read a PNG file (see :func:`decode_png`)."""
     with open(path, "rb") as f:
-        return decode_png(f.read())
+        return decode_png(f.read(), max_pixels)
 
 
 def write_png(path, array, level=6):
@@ -265,14 +286,24 @@ def write_png(path, array, level=6):
     _write_atomic(path, encode_png(array, level))
 
 
-def _write_atomic(path, blob):
-    """Write ``blob`` to ``path`` through a temporary file and ``os.replace``."""
+def _write_atomic(path, data):
+    """Write ``data`` to ``path`` through a temporary file and ``os.replace``.
+
+    ``data`` is bytes, or a callable ``data(file)`` that writes into the open binary
+    temporary file (in ``path``'s directory, so the rename is atomic).  Whatever goes
+    wrong, ``path`` is either untouched or complete, and no temporary file is left.
+    """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".fastpool-", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
+        os.close(fd)
+        # opened by name: encoders such as tifffile want a file object with a str name
+        with open(tmp, "wb") as f:
+            if callable(data):
+                data(f)
+            else:
+                f.write(data)
         # mkstemp makes the file private (0600); give it the usual umask permissions.
         umask = os.umask(0)
         os.umask(umask)
@@ -768,22 +799,30 @@ def run_demo(out_dir=".", n=256, bench_size=4096, out=print, err=None):
 
 # =========================================================================== info
 
-# (module, distribution names, what fastpool uses it for)
+# (shown as, module, distribution names, what fastpool uses it for).  Versions come
+# from the installed distributions' metadata: nothing here is imported.
 OPTIONAL_PACKAGES = [
-    ("torch", ("torch",), "tests (reference results) and demo timings"),
-    ("scipy", ("scipy",), "tests"),
-    ("hypothesis", ("hypothesis",), "tests"),
-    ("threadpoolctl", ("threadpoolctl",), "thread limits"),
-    ("skimage", ("scikit-image",), "demo timings"),
-    ("cv2", ("opencv-python-headless", "opencv-python", "opencv-contrib-python",
-             "opencv-contrib-python-headless"), "demo timings"),
-    ("tinybrain", ("tinybrain",), "benchmarks"),
-    ("dask", ("dask",), "dask arrays"),
-    ("tifffile", ("tifffile",), "TIFF files"),
+    ("torch", "torch", ("torch",), "tests (reference results) and demo timings"),
+    ("scikit-image (skimage)", "skimage", ("scikit-image",), "demo timings"),
+    ("opencv (cv2)", "cv2", ("opencv-python-headless", "opencv-python", "opencv-contrib-python",
+                             "opencv-contrib-python-headless"), "demo timings"),
+    ("tinybrain", "tinybrain", ("tinybrain",), "benchmarks"),
+    ("scipy", "scipy", ("scipy",), "tests"),
+    ("hypothesis", "hypothesis", ("hypothesis",), "tests"),
+    ("threadpoolctl", "threadpoolctl", ("threadpoolctl",), "thread limits"),
+    ("dask", "dask", ("dask",), "dask arrays"),
+    ("distributed", "distributed", ("distributed",), "dask clusters"),
+    ("zarr", "zarr", ("zarr",), "Zarr pyramids"),
+    ("tqdm", "tqdm", ("tqdm",), "progress bars of Zarr pyramids"),
+    ("xarray", "xarray", ("xarray",), "benchmarks"),
+    ("tifffile", "tifffile", ("tifffile",), "TIFF files in fastpool downsample"),
+    ("Pillow (PIL)", "PIL", ("pillow", "Pillow"), "JPEG files in fastpool downsample"),
 ]
 
 
 def _package_version(module, dists):
+    """The installed version of ``module`` (from ``dists``' metadata), "installed" when
+    it is importable without metadata, None when it is not importable.  Imports nothing."""
     import importlib.metadata
     import importlib.util
 
@@ -816,11 +855,21 @@ def run_info(out=print):
     out(f"  SIMD kernels: {SIMD}")
     out(f"  default threads: {fastpool.get_workers()} (cores available: {cpu_count()})")
     out("optional packages:")
-    width = max(len(m) for m, _, _ in OPTIONAL_PACKAGES)
-    for module, dists, use in OPTIONAL_PACKAGES:
-        version = _package_version(module, dists)
+    width = max(len(label) for label, _, _, _ in OPTIONAL_PACKAGES)
+    versions = {}
+    for label, module, dists, use in OPTIONAL_PACKAGES:
+        versions[module] = version = _package_version(module, dists)
         state = version if version else "not installed"
-        out(f"  {module.ljust(width)}  {state:<16s} ({use})")
+        out(f"  {label.ljust(width)}  {state:<16s} ({use})")
+    formats = []
+    for exts, module, package in _FORMAT_NEEDS:
+        if module is None:
+            formats.append(f"{exts} (built in)")
+        elif versions.get(module):
+            formats.append(f"{exts} ({package})")
+        else:
+            formats.append(f"{exts} (needs: pip install {package})")
+    out("downsample file types: " + ", ".join(formats))
 
 
 # =========================================================================== downsample
@@ -828,7 +877,40 @@ def run_info(out=print):
 # Methods ``fastpool downsample`` offers: those taking ``(input, size, ...)`` and no
 # other required argument, when this fastpool has them.
 DOWNSAMPLE_METHODS = ("avg", "max", "min", "sum", "median", "mode", "soft", "avgmax", "dpp")
-FORMATS = {".npy": "NumPy", ".png": "PNG"}
+FORMATS = {".npy": "NumPy", ".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF",
+           ".jpg": "JPEG", ".jpeg": "JPEG"}
+# extension -> (module, pip package) of the optional package a format needs
+_FORMAT_PACKAGES = {".tif": ("tifffile", "tifffile"), ".tiff": ("tifffile", "tifffile"),
+                    ".jpg": ("PIL", "Pillow"), ".jpeg": ("PIL", "Pillow")}
+# (extensions, module, pip package) for ``fastpool info``
+_FORMAT_NEEDS = [(".npy", None, None), (".png", None, None),
+                 (".tif/.tiff", "tifffile", "tifffile"), (".jpg/.jpeg", "PIL", "Pillow")]
+
+# Default --max-pixels: PNG, JPEG and TIFF files whose header declares more pixels
+# (voxels, pages included; colour samples not counted) are refused before decoding.
+MAX_PIXELS = 2 ** 29
+JPEG_QUALITY = 95  # written without chroma subsampling (4:4:4)
+
+
+class DependencyError(Exception):
+    """An optional package a file type needs is missing: one-line message, status 1."""
+
+    status = 1
+
+
+@dataclass
+class _Image:
+    """An image read by ``fastpool downsample``.
+
+    ``colour``: the axis of colour samples (PNG and JPEG channels, a TIFF's ``S`` axis),
+    or None.  ``pooled``: the axes pooled when ``--axes`` is not given (None: all).
+    ``notes``: warnings the decoder gave (printed on success).
+    """
+
+    data: np.ndarray
+    colour: Optional[int] = None
+    pooled: Optional[tuple] = None
+    notes: list = field(default_factory=list)
 
 
 def _downsample_methods():
@@ -839,47 +921,267 @@ def _downsample_methods():
 def _format_of(path, role):
     ext = os.path.splitext(path)[1].lower()
     if ext not in FORMATS:
-        later = " (TIFF and JPEG are not supported yet)" \
-            if ext in (".tif", ".tiff", ".jpg", ".jpeg") else ""
         shown = f"'{ext}'" if ext else "no extension"
-        raise UsageError(f"{role} {path}: unsupported file type {shown}; use .npy or .png{later}")
+        raise UsageError(f"{role} {path}: unsupported file type {shown}; use .npy, .png, "
+                         ".tif/.tiff or .jpg/.jpeg")
     return ext
 
 
-def _read(path, ext):
+def _require(ext, path, role):
+    """Import the optional package ``ext`` needs, or a one-line DependencyError."""
+    if ext not in _FORMAT_PACKAGES:
+        return None
+    import importlib
+
+    module, package = _FORMAT_PACKAGES[ext]
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        state = "which is not installed" if exc.name in (module, None) else \
+            f"which failed to import ({_one_line(exc)})"
+        raise DependencyError(
+            f"{role} {path}: {FORMATS[ext]} files need the optional package {package}, "
+            f"{state}; install it with 'pip install {package}' "
+            "(or pip install \"fastpool[io]\")") from None
+
+
+class _Notes:
+    """Collect what a codec logs (tifffile's logger) or warns while it runs, so that
+    it reaches the user as one-line warnings after a success, not as tracebacks or
+    multi-line reports; after a failure only the error is shown."""
+
+    def __init__(self):
+        self.messages = []
+
+    def __enter__(self):
+        import logging
+        import warnings
+
+        notes = self.messages
+
+        class _Handler(logging.Handler):
+            def emit(self, record):
+                notes.append(record.getMessage())
+
+        self._logger = logging.getLogger("tifffile")
+        self._handler = _Handler(logging.WARNING)
+        self._propagate = self._logger.propagate
+        self._logger.addHandler(self._handler)
+        self._logger.propagate = False
+        self._warnings = warnings.catch_warnings(record=True)
+        self._caught = self._warnings.__enter__()
+        warnings.simplefilter("ignore", ResourceWarning)
+        return self
+
+    def __exit__(self, *exc):
+        self._warnings.__exit__(*exc)
+        self.messages.extend(str(w.message) for w in self._caught)
+        self._logger.removeHandler(self._handler)
+        self._logger.propagate = self._propagate
+        return False
+
+
+def _one_line(text):
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
+def _shape_text(shape):
+    return "x".join(map(str, shape))
+
+
+def _check_pixels(path, shape, pixels, limit):
+    """Refuse an image whose header declares more than ``limit`` pixels."""
+    if limit and pixels > limit:
+        raise FileError(
+            f"cannot read {path}: the image declares {_shape_text(shape)} = {pixels} pixels, "
+            f"more than --max-pixels {limit}; raise --max-pixels (0: no limit) if you trust "
+            "the file")
+
+
+def _read_npy(path):
+    with open(path, "rb") as f:
+        if f.read(6) != b"\x93NUMPY":
+            raise FileError(f"cannot read {path}: not a .npy file (bad signature)")
+        # The header's shape against the file's size: a short file is truncated, and
+        # a tiny file declaring a huge array is not loaded (no huge allocation).
+        f.seek(0)
+        try:
+            version = np.lib.format.read_magic(f)
+            header = {(1, 0): np.lib.format.read_array_header_1_0,
+                      (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            shape, _, dtype = header(f) if header else ((), False, np.dtype(object))
+        except ValueError as exc:
+            raise FileError(f"cannot read {path}: bad .npy header ({_one_line(exc)})") from None
+        if not dtype.hasobject:  # (other format versions: left to np.load)
+            need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            have = os.fstat(f.fileno()).st_size - f.tell()
+            if have < need:
+                raise FileError(f"cannot read {path}: the file is truncated ({have} bytes of "
+                                f"data for a {_shape_text(shape)} {dtype} array of {need})")
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise FileError(f"cannot read {path}: it holds Python objects, which "
+                            "fastpool does not load") from None
+        raise FileError(f"cannot read {path}: {_one_line(exc)}") from None
+
+
+def _read_png(path, max_pixels):
+    with open(path, "rb") as f:
+        blob = f.read()
+    # The IHDR chunk is first: its size is checked before anything is inflated.
+    if blob.startswith(PNG_SIGNATURE) and blob[12:16] == b"IHDR" and len(blob) >= 24:
+        width, height = struct.unpack(">II", blob[16:24])
+        _check_pixels(path, (height, width), width * height, max_pixels)
+    try:
+        data = decode_png(blob)
+    except PNGError as exc:
+        raise FileError(f"cannot read {path}: {exc}") from None
+    return _Image(data, colour=2 if data.ndim == 3 else None,
+                  pooled=(0, 1) if data.ndim == 3 else None)
+
+
+def _tiff_error(path, exc):
+    if isinstance(exc, (struct.error, IndexError, EOFError)):
+        return FileError(f"cannot read {path}: truncated or corrupt TIFF file")
+    message = _one_line(exc) or type(exc).__name__
+    return FileError(f"cannot read {path}: not a readable TIFF file ({message})")
+
+
+def _read_tiff(path, max_pixels):
+    tifffile = _require(".tif", path, "input")
+    with _Notes() as notes:
+        try:
+            with tifffile.TiffFile(path) as tif:
+                if not tif.series:
+                    raise FileError(f"cannot read {path}: the TIFF file holds no image")
+                series = tif.series[0]
+                shape, axes = tuple(series.shape), series.axes
+                pixels = 1
+                for n, a in zip(shape, axes):
+                    pixels *= 1 if a == "S" else int(n)
+                _check_pixels(path, shape, pixels, max_pixels)
+                data = series.asarray()
+        except (FileError, OSError, MemoryError):
+            raise
+        except Exception as exc:  # tifffile: TiffFileError, ValueError, IndexError, ...
+            raise _tiff_error(path, exc) from None
+    if data.shape != shape or len(axes) != data.ndim:  # not expected; pool everything
+        return _Image(data, notes=notes.messages)
+    colour = axes.index("S") if "S" in axes else None
+    # every axis but colour samples and channels (a volume's Z, a stack's pages, ...)
+    pooled = tuple(i for i, a in enumerate(axes) if a not in "SC")
+    if not pooled or len(pooled) == data.ndim:
+        pooled = None
+    return _Image(data, colour=colour, pooled=pooled, notes=notes.messages)
+
+
+def _read_jpeg(path, max_pixels):
+    _require(".jpg", path, "input")
+    from PIL import Image
+
+    # fastpool's own --max-pixels check replaces Pillow's (a warning, then an error)
+    Image.MAX_IMAGE_PIXELS = None
+    with _Notes() as notes:
+        try:
+            with Image.open(path, formats=["JPEG"]) as im:  # lazy: reads the header only
+                width, height = im.size
+                _check_pixels(path, (height, width), width * height, max_pixels)
+                if im.mode in ("CMYK", "YCbCr"):
+                    im = im.convert("RGB")
+                elif im.mode not in ("L", "RGB"):
+                    raise FileError(f"cannot read {path}: JPEG mode {im.mode} is not "
+                                    "supported (8-bit gray or RGB only)")
+                im.load()
+                data = np.array(im)
+        except (FileError, MemoryError):
+            raise
+        except Image.UnidentifiedImageError:
+            raise FileError(f"cannot read {path}: not a JPEG file") from None
+        except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as exc:
+            if isinstance(exc, OSError) and exc.filename is not None:
+                raise
+            raise FileError(f"cannot read {path}: corrupt or truncated JPEG "
+                            f"({_one_line(exc)})") from None
+    return _Image(data, colour=2 if data.ndim == 3 else None,
+                  pooled=(0, 1) if data.ndim == 3 else None, notes=notes.messages)
+
+
+def _read(path, ext, max_pixels=MAX_PIXELS):
+    """Read ``path`` (type ``ext``) into an :class:`_Image`; FileError if it cannot."""
     try:
         if ext == ".npy":
-            with open(path, "rb") as f:
-                if f.read(6) != b"\x93NUMPY":
-                    raise FileError(f"cannot read {path}: not a .npy file (bad signature)")
-            try:
-                return np.load(path, allow_pickle=False)
-            except ValueError as exc:
-                if "allow_pickle" in str(exc):
-                    raise FileError(f"cannot read {path}: it holds Python objects, which "
-                                    "fastpool does not load") from None
-                raise FileError(f"cannot read {path}: {exc}") from None
-        try:
-            return read_png(path)
-        except PNGError as exc:
-            raise FileError(f"cannot read {path}: {exc}") from None
+            return _Image(_read_npy(path))
+        if ext == ".png":
+            return _read_png(path, max_pixels)
+        if ext in (".tif", ".tiff"):
+            return _read_tiff(path, max_pixels)
+        return _read_jpeg(path, max_pixels)
     except OSError as exc:
-        raise FileError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise FileError(f"cannot read {path}: {exc.strerror or _one_line(exc)}") from None
     except EOFError:
         raise FileError(f"cannot read {path}: the file is empty or truncated") from None
+    except MemoryError:
+        raise FileError(f"cannot read {path}: not enough memory") from None
 
 
-def _encode(array, ext, path):
+def _tiff_layout(array, colour):
+    """``imwrite`` keywords for ``array``: RGB(A) where the input's colour samples
+    survived as the last axis (or the first of the last three: planar), else gray."""
+    a = array
+    if colour is None or a.dtype.kind not in "uif" or a.ndim < 3:
+        return {"photometric": "minisblack"}
+    if colour == a.ndim - 1:
+        rgb = a.shape[-1] in (3, 4)
+        return {"photometric": "rgb" if rgb else "minisblack", "planarconfig": "contig"}
+    if colour == a.ndim - 3 and a.shape[colour] in (3, 4):
+        return {"photometric": "rgb", "planarconfig": "separate"}
+    return {"photometric": "minisblack"}
+
+
+def _writer(result, ext, path, colour, notes):
+    """Check that ``result`` can be written as ``ext`` (UsageError if not) and return
+    ``write(file)`` writing it into an open binary file."""
+    a = np.asarray(result)
     if ext == ".npy":
-        import io
-        buf = io.BytesIO()
-        np.save(buf, array, allow_pickle=False)
-        return buf.getvalue()
-    try:
-        return encode_png(array)
-    except ValueError as exc:
-        raise UsageError(f"cannot write {path}: {exc}; write a .npy file instead, or pass "
-                         "--dtype uint8") from None
+        return lambda f: np.save(f, a, allow_pickle=False)
+    if ext == ".png":
+        try:
+            blob = encode_png(a)
+        except ValueError as exc:
+            raise UsageError(f"cannot write {path}: {exc}; write a .tif or .npy file instead, "
+                             "or pass --dtype uint8") from None
+        return lambda f: f.write(blob)
+    if ext in (".tif", ".tiff"):
+        tifffile = _require(ext, path, "output")
+        layout = _tiff_layout(a, colour)
+
+        def write_tiff(f):
+            with notes:
+                tifffile.imwrite(f, a, **layout)
+        return write_tiff
+    # JPEG
+    _require(ext, path, "output")
+    if a.dtype != np.uint8 or not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (1, 3))):
+        hint = ", or pass --dtype uint8" if a.dtype != np.uint8 and (
+            a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (1, 3))) else ""
+        raise UsageError(f"cannot write {path}: JPEG stores uint8 gray (height, width) or RGB "
+                         f"(height, width, 3) images; got shape {a.shape} and dtype {a.dtype}; "
+                         f"write a .tif or .npy file instead{hint}")
+    if not (0 < a.shape[0] <= 65535 and 0 < a.shape[1] <= 65535):
+        raise UsageError(f"cannot write {path}: JPEG images are 1 to 65535 pixels on a side; "
+                         f"got shape {a.shape}; write a .tif or .npy file instead")
+    from PIL import Image
+
+    image = Image.fromarray(np.ascontiguousarray(a[..., 0] if a.ndim == 3 and a.shape[2] == 1
+                                                 else a))
+
+    def write_jpeg(f):
+        with notes:
+            image.save(f, format="JPEG", quality=JPEG_QUALITY, subsampling=0)  # 4:4:4
+    return write_jpeg
 
 
 def _level_paths(out, levels):
@@ -921,6 +1223,10 @@ class _Progress:
             sys.stderr.flush()
 
 
+def _warn(message):
+    print(f"{PROG} downsample: warning: {_one_line(message)}", file=sys.stderr)
+
+
 def run_downsample(args, out=print):
     """``fastpool downsample``: pool IN and write OUT (or OUT_1, OUT_2, ...)."""
     import fastpool
@@ -929,6 +1235,9 @@ def run_downsample(args, out=print):
     out_ext = _format_of(args.output, "output")
     if args.levels is not None and args.levels < 1:
         raise UsageError(f"--levels must be >= 1, got {args.levels}")
+    max_pixels = MAX_PIXELS if args.max_pixels is None else args.max_pixels
+    if max_pixels < 0:
+        raise UsageError(f"--max-pixels must be >= 0 (0: no limit), got {max_pixels}")
     methods = _downsample_methods()
     if args.method not in methods:
         raise UsageError(f"unknown method {args.method!r}; choose from {', '.join(methods)}")
@@ -945,41 +1254,52 @@ def run_downsample(args, out=print):
         directory = os.path.dirname(os.path.abspath(p))
         if not os.path.isdir(directory):
             raise FileError(f"cannot write {p}: directory {directory} does not exist")
+    _require(in_ext, args.input, "input")
+    _require(out_ext, args.output, "output")
     if not os.path.exists(args.input):
         raise FileError(f"cannot read {args.input}: no such file")
+    if os.path.isdir(args.input):
+        raise FileError(f"cannot read {args.input}: it is a directory")
 
-    image = _read(args.input, in_ext)
-    if args.axes is not None:
-        axes = tuple(args.axes)
-    elif in_ext == ".png" and image.ndim == 3:
-        axes = (0, 1)  # pool rows and columns, keep the colour channels
-    else:
-        axes = None
+    image = _read(args.input, in_ext, max_pixels)
+    axes = tuple(args.axes) if args.axes is not None else image.pooled
     sizes = args.size
     if len(sizes) == 1:
         sizes = sizes[0]
     func = getattr(fastpool, f"{args.method}_pool")
     count = args.levels or 1
+    notes = _Notes()
+    # Every level is computed and checked against the output format before anything
+    # is written: a bad argument or an unwritable result leaves no file behind.
     progress = _Progress(count, not args.quiet)
-    blobs = []
+    jobs = []
     try:
         for level in range(1, count + 1):
             if isinstance(sizes, int):
                 size = sizes ** level
             else:
                 size = tuple(s ** level for s in sizes)
-            result = func(image, size, axes=axes, ceil_mode=not args.crop, output=dtype)
-            blobs.append((paths[level - 1], result, _encode(result, out_ext, paths[level - 1])))
+            result = func(image.data, size, axes=axes, ceil_mode=not args.crop, output=dtype)
+            path = paths[level - 1]
+            jobs.append((path, result, _writer(result, out_ext, path, image.colour, notes)))
             progress.update(level, "levels")
     finally:
         progress.close()
-    for path, result, blob in blobs:
+    for path, result, write in jobs:
         try:
-            _write_atomic(path, blob)
+            _write_atomic(path, write)
         except OSError as exc:
-            raise FileError(f"cannot write {path}: {exc.strerror or exc}") from None
+            raise FileError(f"cannot write {path}: {exc.strerror or _one_line(exc)}") from None
+        except (UsageError, FileError):
+            raise
+        except Exception as exc:  # an encoder's error (tifffile, Pillow)
+            raise FileError(f"cannot write {path}: {_one_line(exc) or type(exc).__name__}"
+                            ) from None
         if not args.quiet:
-            out(f"{path}: {'x'.join(map(str, result.shape))} {result.dtype}")
+            out(f"{path}: {_shape_text(result.shape)} {result.dtype}")
+    if not args.quiet:
+        for message in image.notes + notes.messages:
+            _warn(message)
     return 0
 
 
@@ -1041,15 +1361,22 @@ def build_parser():
                    "default thread count and which optional packages are installed.")
 
     ds = sub.add_parser(
-        "downsample", help="pool an image or array file (.npy, .png)",
+        "downsample", help="pool an image or array file (.npy, .png, .tif, .jpg)",
         description="Pool IN with --method over windows of --size and write OUT. With "
         "--levels N write OUT_1 ... OUT_N instead, level k pooled by size**k (every level "
         "computed from IN directly). Partial windows at the far edges are pooled over the "
-        "pixels they hold (every input pixel counts) unless --crop is given. PNG input "
-        "(8/16-bit gray, gray+alpha, RGB, RGBA) is pooled over rows and columns; .npy "
-        "input over all axes unless --axes is given.")
-    ds.add_argument("input", metavar="IN", help="input file (.npy or .png)")
-    ds.add_argument("output", metavar="OUT", help="output file (.npy or .png)")
+        "pixels they hold (every input pixel counts) unless --crop is given. File types: "
+        ".npy; .png (built in: 8/16-bit gray, gray+alpha, RGB, RGBA); .tif/.tiff (needs "
+        "tifffile: any dtype, multi-page files and volumes as N-D arrays); .jpg/.jpeg "
+        "(needs Pillow: 8-bit gray or RGB). The dtype is kept unless --dtype is given. "
+        "PNG and JPEG input is pooled over rows and columns, TIFF input over every axis "
+        "but colour samples and channels, .npy input over all axes, unless --axes is "
+        "given. The input is never overwritten; each output is written to a temporary "
+        "file and renamed, so a failure leaves no partial file.")
+    ds.add_argument("input", metavar="IN", help="input file (.npy, .png, .tif/.tiff, "
+                    ".jpg/.jpeg)")
+    ds.add_argument("output", metavar="OUT", help="output file (.npy, .png, .tif/.tiff, "
+                    ".jpg/.jpeg)")
     ds.add_argument("--method", default="avg",
                     help=f"pooling method (default: avg; one of {', '.join(DOWNSAMPLE_METHODS)} "
                     "where available)")
@@ -1060,9 +1387,13 @@ def build_parser():
                     help="write N levels OUT_1 ... OUT_N (level k pooled by size**k)")
     ds.add_argument("--axes", type=_int_list, action="append", metavar="AXES",
                     help="pooled axes, e.g. 0,1 or -2,-1 (default: rows and columns of a "
-                    "PNG, all axes of a .npy)")
+                    "PNG or JPEG, all but colour axes of a TIFF, all axes of a .npy)")
     ds.add_argument("--dtype", help="output dtype (e.g. uint8, float32); integer results "
                     "are rounded half to even and saturated")
+    ds.add_argument("--max-pixels", type=int, metavar="N",
+                    help=f"refuse PNG, JPEG and TIFF files whose header declares more than N "
+                    f"pixels (voxels and pages included, colour samples not), before "
+                    f"decoding anything (default: {MAX_PIXELS} = 2**29; 0: no limit)")
     ds.add_argument("--crop", action="store_true",
                     help="drop partial windows at the far edges instead of pooling them")
     ds.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
@@ -1095,7 +1426,7 @@ def main(argv=None):
                 # The library's own checks (window larger than the image, bad axes, ...)
                 raise UsageError(str(exc)) from None
         return 0
-    except (UsageError, FileError) as exc:
+    except (UsageError, FileError, DependencyError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return exc.status
     except KeyboardInterrupt:

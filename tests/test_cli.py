@@ -1,6 +1,8 @@
 """The ``fastpool`` command line, end to end through ``python -m fastpool``, plus its
 stdlib PNG codec, bitmap font and built-in test images."""
 
+import io
+import os
 import shutil
 import struct
 import subprocess
@@ -16,10 +18,10 @@ from fastpool._cli import PNGError, decode_png, encode_png, read_png, write_png
 from fastpool._testimages import natural, siemens_star, zone_plate
 
 
-def run(*args, cwd=None, timeout=120):
+def run(*args, cwd=None, timeout=120, env=None):
     """``python -m fastpool ARGS``: (returncode, stdout, stderr)."""
     proc = subprocess.run([sys.executable, "-m", "fastpool", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, timeout=timeout)
+                          capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env)
     return proc.returncode, proc.stdout, proc.stderr
 
 
@@ -107,6 +109,20 @@ def test_info():
     assert ("OpenMP: on" if fastpool.openmp_enabled() else "OpenMP: off") in out
     assert f"default threads: {fastpool.get_workers()}" in out
     assert "torch" in out and "skimage" in out
+    for name in ("scikit-image", "opencv (cv2)", "tinybrain", "scipy", "dask", "distributed",
+                 "zarr", "tqdm", "tifffile", "Pillow", "xarray"):
+        assert f"  {name}" in out, name
+    assert "downsample file types: .npy (built in), .png (built in), .tif/.tiff" in out
+    from importlib.metadata import version
+    for module, dist in (("tifffile", "tifffile"), ("PIL", "pillow")):
+        line = next(line for line in out.splitlines() if line.lstrip().startswith(
+            "Pillow" if module == "PIL" else module))
+        try:
+            __import__(module)
+        except ImportError:
+            assert "not installed" in line
+        else:
+            assert version(dist) in line
 
 
 def test_version_and_help():
@@ -168,6 +184,7 @@ def test_downsample_levels(tmp_path):
     code, out, err = run("downsample", tmp_path / "in.npy", tmp_path / "pyr.npy",
                          "--levels", 3, "--size", 2)
     assert code == 0, err
+    assert err == ""  # stderr is not a terminal: no progress bar
     for k in (1, 2, 3):
         y = np.load(tmp_path / f"pyr_{k}.npy")
         # level k pools the input directly by 2**k: no rounding drift
@@ -226,6 +243,213 @@ def test_downsample_npy_to_png_with_dtype(tmp_path):
     assert np.array_equal(y, fastpool.avg_pool(x, 2, output=np.uint8))
 
 
+# --------------------------------------------------------------------------- TIFF, JPEG
+
+def test_downsample_tiff_2d_uint16(tmp_path):
+    tifffile = pytest.importorskip("tifffile")
+    x = np.random.default_rng(2).integers(0, 65536, (17, 12), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "in.tif", x)
+    code, out, err = run("downsample", tmp_path / "in.tif", tmp_path / "out.tiff",
+                         "--method", "avg", "--size", 2)
+    assert code == 0, err
+    assert err == ""
+    y = tifffile.imread(tmp_path / "out.tiff")
+    # the last row of windows is partial: every pixel counts
+    assert y.shape == (9, 6) and y.dtype == np.uint16
+    assert np.array_equal(y, fastpool.avg_pool(x, 2, ceil_mode=True))
+    assert "out.tiff: 9x6 uint16" in out
+
+
+def test_downsample_tiff_volume_float32(tmp_path):
+    tifffile = pytest.importorskip("tifffile")
+    x = np.random.default_rng(3).standard_normal((8, 12, 10)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "vol.tif", x)  # 8 pages of 12 x 10
+    # --max-pixels counts every voxel (pages included): exactly at the limit is fine
+    code, _, err = run("downsample", tmp_path / "vol.tif", tmp_path / "out.tif",
+                       "--method", "max", "--size", 2, "--max-pixels", x.size)
+    assert code == 0, err
+    y = tifffile.imread(tmp_path / "out.tif")
+    assert y.shape == (4, 6, 5) and y.dtype == np.float32
+    assert np.array_equal(y, fastpool.max_pool(x, 2, ceil_mode=True))
+    assert np.array_equal(y, x.reshape(4, 2, 6, 2, 5, 2).max(axis=(1, 3, 5)))
+    code, _, err = run("downsample", tmp_path / "vol.tif", tmp_path / "out.tif",
+                       "--max-pixels", x.size - 1)
+    assert_user_error(code, "", err, 1)
+    assert "8x12x10 = 960 pixels" in err
+
+
+@pytest.mark.parametrize("planar", [False, True])
+def test_downsample_tiff_rgb_uint8(tmp_path, planar):
+    tifffile = pytest.importorskip("tifffile")
+    img = natural(32)[:, :24]
+    stored = np.moveaxis(img, 2, 0).copy() if planar else img
+    tifffile.imwrite(tmp_path / "rgb.tif", stored, photometric="rgb",
+                     planarconfig="separate" if planar else "contig")
+    # colour samples are not pooled and not counted by --max-pixels
+    code, _, err = run("downsample", tmp_path / "rgb.tif", tmp_path / "out.tif",
+                       "--method", "avg", "--size", 4, "--max-pixels", 32 * 24)
+    assert code == 0, err
+    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
+        series = tif.series[0]
+        assert series.axes == ("SYX" if planar else "YXS")
+        assert tif.pages[0].photometric == tifffile.PHOTOMETRIC.RGB
+        y = series.asarray()
+    axes = (1, 2) if planar else (0, 1)
+    assert y.dtype == np.uint8 and y.shape == ((3, 8, 6) if planar else (8, 6, 3))
+    assert np.array_equal(y, fastpool.avg_pool(stored, 4, axes=axes, ceil_mode=True))
+    assert np.array_equal(y if not planar else np.moveaxis(y, 0, 2),
+                          np.rint(block_mean(img, 4)).astype(np.uint8))
+
+
+def test_downsample_png_to_tiff_and_back(tmp_path):
+    tifffile = pytest.importorskip("tifffile")
+    img = natural(24)
+    write_png(tmp_path / "in.png", img)
+    code, _, err = run("downsample", tmp_path / "in.png", tmp_path / "mid.tif", "--size", 2)
+    assert code == 0, err
+    mid = tifffile.imread(tmp_path / "mid.tif")
+    assert np.array_equal(mid, fastpool.avg_pool(img, 2, axes=(0, 1), ceil_mode=True))
+    code, _, err = run("downsample", tmp_path / "mid.tif", tmp_path / "out.png",
+                       "--method", "min", "--size", 3)
+    assert code == 0, err
+    assert np.array_equal(read_png(tmp_path / "out.png"),
+                          fastpool.min_pool(mid, 3, axes=(0, 1), ceil_mode=True))
+
+
+def _jpeg(image, quality=95):
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def _decode_jpeg(path):
+    from PIL import Image
+    with Image.open(path) as im:
+        return np.array(im)
+
+
+@pytest.mark.parametrize("kind", ["gray", "rgb"])
+def test_downsample_jpeg(tmp_path, kind):
+    pytest.importorskip("PIL")
+    smooth = natural(64)
+    img = smooth[..., 1].copy() if kind == "gray" else smooth
+    (tmp_path / "in.jpg").write_bytes(_jpeg(img))
+    x = _decode_jpeg(tmp_path / "in.jpg")  # what the command reads
+    assert x.shape == img.shape
+    expected = fastpool.avg_pool(x, 2, axes=(0, 1) if x.ndim == 3 else None, ceil_mode=True)
+    # JPEG to JPEG: shape and dtype exact, values within JPEG's loss
+    code, out, err = run("downsample", tmp_path / "in.jpg", tmp_path / "out.jpeg")
+    assert code == 0, err
+    y = _decode_jpeg(tmp_path / "out.jpeg")
+    assert y.shape == (32, 32) + img.shape[2:] and y.dtype == np.uint8
+    diff = np.abs(y.astype(int) - expected)
+    assert diff.mean() < 4 and diff.max() < 32, (diff.mean(), diff.max())
+    # JPEG to PNG: lossless output, so exactly the pooled decoded input
+    code, _, err = run("downsample", tmp_path / "in.jpg", tmp_path / "out.png")
+    assert code == 0, err
+    assert np.array_equal(read_png(tmp_path / "out.png"), expected)
+
+
+def test_downsample_tiff_levels_with_progress_bar(tmp_path):
+    """--levels on a TIFF volume writes every level, with a progress bar on stderr
+    when stderr is a terminal (test_downsample_levels: none when it is not)."""
+    tifffile = pytest.importorskip("tifffile")
+    pty = pytest.importorskip("pty")
+    x = np.random.default_rng(4).integers(0, 4000, (8, 16, 12), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "vol.tif", x)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "fastpool", "downsample",
+                             str(tmp_path / "vol.tif"), str(tmp_path / "pyr.tif"),
+                             "--levels", "2", "--method", "max"],
+                            stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    terminal = b""
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:  # EIO: the command closed the terminal
+            break
+        if not data:
+            break
+        terminal += data
+    os.close(master)
+    out = proc.stdout.read().decode()
+    assert proc.wait(timeout=120) == 0, terminal
+    assert b"1/2 levels" in terminal and b"2/2 levels" in terminal
+    assert b"Traceback" not in terminal
+    for k, shape in ((1, (4, 8, 6)), (2, (2, 4, 3))):
+        y = tifffile.imread(tmp_path / f"pyr_{k}.tif")
+        assert y.shape == shape and y.dtype == np.uint16
+        assert np.array_equal(y, fastpool.max_pool(x, 2 ** k, ceil_mode=True))
+        assert f"pyr_{k}.tif: {'x'.join(map(str, shape))} uint16" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pyr_1.tif", "pyr_2.tif", "vol.tif"]
+
+
+def _without(tmp_path, *modules):
+    """An environment where importing ``modules`` fails as if they were not installed."""
+    shadow = tmp_path / "shadow"
+    shadow.mkdir(exist_ok=True)
+    for module in modules:
+        (shadow / module).mkdir()
+        (shadow / module / "__init__.py").write_text(
+            f"raise ModuleNotFoundError({f'No module named {module!r}'!r}, name={module!r})\n")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(shadow), env.get("PYTHONPATH")]))
+    return env
+
+
+@pytest.mark.parametrize("role,ext", [("input", ".tif"), ("output", ".tiff"),
+                                      ("input", ".jpg"), ("output", ".jpeg")])
+def test_downsample_missing_optional_package(tmp_path, role, ext):
+    package = "tifffile" if "tif" in ext else "Pillow"
+    env = _without(tmp_path, "tifffile", "PIL")
+    write_png(tmp_path / "in.png", zone_plate(16))
+    src = tmp_path / f"in{ext}"
+    src.write_bytes(b"whatever")
+    args = [src, tmp_path / "out.png"] if role == "input" else \
+        [tmp_path / "in.png", tmp_path / f"out{ext}"]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, out, err = run("downsample", *args, env=env)
+    assert_user_error(code, out, err, 1)
+    assert f"{role} " in err and f"pip install {package}" in err and "not installed" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    if ext == ".tif":  # .npy and .png need neither
+        code, _, err = run("downsample", tmp_path / "in.png", tmp_path / "out.npy", env=env)
+        assert code == 0, err
+
+
+def test_write_atomic_failure_leaves_nothing(tmp_path):
+    (tmp_path / "keep.bin").write_bytes(b"old")
+
+    def failing(f):
+        f.write(b"partial data")
+        raise RuntimeError("encoder failed")
+
+    for name in ("new.bin", "keep.bin"):
+        with pytest.raises(RuntimeError):
+            _cli._write_atomic(tmp_path / name, failing)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.bin"]
+    assert (tmp_path / "keep.bin").read_bytes() == b"old"
+    _cli._write_atomic(tmp_path / "new.bin", lambda f: f.write(b"whole"))
+    assert (tmp_path / "new.bin").read_bytes() == b"whole"
+
+
+def test_png_inflate_is_bounded():
+    """A PNG whose data inflates to more than its header declares is refused without
+    inflating it all; max_pixels refuses a header before any inflating."""
+    ihdr = struct.pack(">IIBBBBB", 16, 16, 8, 0, 0, 0, 0)
+    liar = (_cli.PNG_SIGNATURE + _cli._chunk(b"IHDR", ihdr)
+            + _cli._chunk(b"IDAT", ZEROS_8MB)
+            + _cli._chunk(b"IEND", b""))
+    with pytest.raises(PNGError, match="more than the 272 bytes"):
+        decode_png(liar)
+    blob = encode_png(zone_plate(16))
+    assert decode_png(blob, max_pixels=256).shape == (16, 16)
+    with pytest.raises(PNGError, match="max_pixels=255"):
+        decode_png(blob, max_pixels=255)
+
+
 def _bad_cases(tmp):
     """(arguments, expected status, files that must not exist afterwards)."""
     out = tmp / "out.npy"
@@ -234,8 +458,33 @@ def _bad_cases(tmp):
         "not a npy": (["downsample", tmp / "garbage.npy", out], 1),
         "not a png": (["downsample", tmp / "garbage.png", tmp / "out.png"], 1),
         "truncated npy": (["downsample", tmp / "truncated.npy", out], 1),
-        "unsupported input type": (["downsample", tmp / "in.tif", out], 2),
-        "unsupported output type": (["downsample", tmp / "in.npy", tmp / "out.jpg"], 2),
+        "huge npy header": (["downsample", tmp / "huge.npy", out], 1),
+        "unsupported input type": (["downsample", tmp / "in.bmp", out], 2),
+        "unsupported output type": (["downsample", tmp / "in.npy", tmp / "out.gif"], 2),
+        "bad max-pixels": (["downsample", tmp / "in.npy", out, "--max-pixels", -1], 2),
+        "float to jpg": (["downsample", tmp / "in.npy", tmp / "out.jpg"], 2),
+        # image files, written by _write_image_files
+        "truncated png": (["downsample", tmp / "truncated.png", tmp / "out.png"], 1),
+        "png over max-pixels": (["downsample", tmp / "in.png", tmp / "out.png",
+                                 "--max-pixels", 63], 1),
+        "png bomb": (["downsample", tmp / "bomb.png", tmp / "out.png"], 1),
+        "tif header only": (["downsample", tmp / "in.tif", tmp / "out.tif"], 1),
+        "not a tif": (["downsample", tmp / "garbage.tif", tmp / "out.tif"], 1),
+        "truncated tif": (["downsample", tmp / "truncated.tif", tmp / "out.tif"], 1),
+        "corrupt compressed tif": (["downsample", tmp / "corrupt.tif", tmp / "out.tif"], 1),
+        "tif over max-pixels": (["downsample", tmp / "good.tif", tmp / "out.tif",
+                                 "--max-pixels", 255], 1),
+        "tif output is input": (["downsample", tmp / "good.tif", tmp / "good.tif"], 2),
+        "tif output is input at level 1": (["downsample", tmp / "good_1.tif",
+                                            tmp / "good.tif", "--levels", 2], 2),
+        "tif size list too long": (["downsample", tmp / "good.tif", tmp / "out.tif",
+                                    "--size", "2,2,2"], 2),
+        "uint16 tif to jpg": (["downsample", tmp / "good.tif", tmp / "out.jpg"], 2),
+        "not a jpg": (["downsample", tmp / "garbage.jpg", tmp / "out.jpg"], 1),
+        "png named jpg": (["downsample", tmp / "png.jpg", tmp / "out.png"], 1),
+        "truncated jpg": (["downsample", tmp / "truncated.jpg", tmp / "out.jpg"], 1),
+        "jpg over max-pixels": (["downsample", tmp / "good.jpg", tmp / "out.jpg",
+                                 "--max-pixels", 255], 1),
         "output is input": (["downsample", tmp / "in.npy", tmp / "in.npy"], 2),
         "output is input by another path": (
             ["downsample", tmp / "in.npy", tmp / "sub" / ".." / "in.npy"], 2),
@@ -258,23 +507,108 @@ def _bad_cases(tmp):
 
 
 BAD = sorted(_bad_cases(__import__("pathlib").Path("/")))
+ZEROS_8MB = zlib.compress(bytes(8 << 20), 9)  # 8 kB inflating to 8 MB
+
+
+def _write_image_files(tmp):
+    """The image files of the bad cases (TIFF ones when tifffile is installed, JPEG
+    ones when Pillow is)."""
+    write_png(tmp / "in.png", zone_plate(16)[:8, :8])
+    blob = encode_png(zone_plate(16))
+    (tmp / "truncated.png").write_bytes(blob[:len(blob) // 2])
+    # declares 100000 x 100000 pixels (10 GB); refused on its header alone
+    ihdr = struct.pack(">IIBBBBB", 100000, 100000, 8, 0, 0, 0, 0)
+    (tmp / "bomb.png").write_bytes(_cli.PNG_SIGNATURE + _cli._chunk(b"IHDR", ihdr)
+                                   + _cli._chunk(b"IDAT", ZEROS_8MB)
+                                   + _cli._chunk(b"IEND", b""))
+    with open(tmp / "huge.npy", "wb") as f:  # a tiny file declaring an 8 TB array
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": "<f8", "fortran_order": False, "shape": (10 ** 6, 10 ** 6)})
+        f.write(bytes(64))
+    (tmp / "garbage.tif").write_bytes(b"this is not a TIFF file at all")
+    (tmp / "garbage.jpg").write_bytes(b"\xff\xd8 this is not a JPEG file either")
+    (tmp / "png.jpg").write_bytes(encode_png(zone_plate(16)))
+    try:
+        import tifffile
+    except ImportError:
+        pass
+    else:
+        x = np.arange(16 * 16, dtype=np.uint16).reshape(16, 16) * 97
+        tifffile.imwrite(tmp / "good.tif", x)
+        shutil.copy(tmp / "good.tif", tmp / "good_1.tif")
+        blob = (tmp / "good.tif").read_bytes()
+        (tmp / "truncated.tif").write_bytes(blob[:len(blob) * 3 // 4])
+        buf = io.BytesIO()
+        tifffile.imwrite(buf, np.random.default_rng(0).integers(0, 60000, (32, 32),
+                                                                dtype=np.uint16),
+                         compression="zlib", tile=(16, 16))
+        corrupt = bytearray(buf.getvalue())
+        corrupt[len(corrupt) // 2:len(corrupt) // 2 + 40] = bytes(40)
+        (tmp / "corrupt.tif").write_bytes(bytes(corrupt))
+    try:
+        from PIL import Image
+    except ImportError:
+        pass
+    else:
+        buf = io.BytesIO()
+        Image.fromarray(natural(16)).save(buf, "JPEG")
+        (tmp / "good.jpg").write_bytes(buf.getvalue())
+        (tmp / "truncated.jpg").write_bytes(buf.getvalue()[:len(buf.getvalue()) // 2])
+
+
+def _needs(args):
+    """The optional modules a case needs: TIFF and JPEG files, read or written."""
+    names = " ".join(map(str, args))
+    return [m for ext, m in ((".tif", "tifffile"), (".jpg", "PIL"), (".jpeg", "PIL"))
+            if ext in names]
 
 
 @pytest.mark.parametrize("case", BAD)
 def test_downsample_bad_input(tmp_path, case):
+    args, status = _bad_cases(tmp_path)[case]
+    for module in _needs(args):
+        pytest.importorskip(module)
     (tmp_path / "sub").mkdir()
     np.save(tmp_path / "in.npy", np.ones((6, 6)))
     (tmp_path / "garbage.npy").write_bytes(b"definitely not numpy")
     (tmp_path / "garbage.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
     (tmp_path / "in.tif").write_bytes(b"II*\x00")
+    (tmp_path / "in.bmp").write_bytes(b"BM")
     full = (tmp_path / "in.npy").read_bytes()
     (tmp_path / "truncated.npy").write_bytes(full[:-10])
-    before = sorted(p.name for p in tmp_path.iterdir())
-    args, status = _bad_cases(tmp_path)[case]
+    _write_image_files(tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
     code, out, err = run(*args, cwd=tmp_path)
     assert_user_error(code, out, err, status)
-    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
-    assert (tmp_path / "in.npy").read_bytes() == full  # input untouched
+    # nothing written (no output, no temporary file), every input untouched
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    assert after.keys() == before.keys()
+    assert after == before
+    if "over max-pixels" in case:
+        assert "more than --max-pixels" in err
+    if case in BAD_MESSAGES:
+        assert BAD_MESSAGES[case] in err
+
+
+# Some of the messages, word for word where it matters
+BAD_MESSAGES = {
+    "png bomb": "bomb.png: the image declares 100000x100000 = 10000000000 pixels, more than "
+                f"--max-pixels {_cli.MAX_PIXELS}; raise --max-pixels (0: no limit)",
+    "png over max-pixels": "8x8 = 64 pixels, more than --max-pixels 63",
+    "tif over max-pixels": "16x16 = 256 pixels, more than --max-pixels 255",
+    "jpg over max-pixels": "16x16 = 256 pixels, more than --max-pixels 255",
+    "huge npy header": "the file is truncated",
+    "unsupported output type": "unsupported file type '.gif'; use .npy, .png, .tif/.tiff or "
+                               ".jpg/.jpeg",
+    "float to jpg": "JPEG stores uint8 gray (height, width) or RGB (height, width, 3) images; "
+                    "got shape (3, 3) and dtype float64; write a .tif or .npy file instead, or "
+                    "pass --dtype uint8",
+    "uint16 tif to jpg": "write a .tif or .npy file instead",
+    "tif output is input": "is the input file; refusing to overwrite it",
+    "truncated tif": "cannot read",
+    "not a jpg": "not a JPEG file",
+    "png named jpg": "not a JPEG file",
+}
 
 
 # --------------------------------------------------------------------------- PNG codec
