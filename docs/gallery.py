@@ -19,7 +19,8 @@ import numpy as np
 
 import fastpool
 from fastpool import _testimages as ti
-from fastpool._cli import available_demo_methods, render_text, write_png
+from fastpool import _cli as cli
+from fastpool._cli import available_demo_methods, write_png
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_OUT = os.path.join(HERE, "_gallery")
@@ -33,13 +34,8 @@ GAP = 8
 # --------------------------------------------------------------------------- drawing
 
 def draw_text(canvas, text, y, x, scale=1, colour=INK, max_width=None):
-    """Draw ``text`` into the RGB ``canvas`` at ``(y, x)``, clipped."""
-    mask = render_text(text, scale)
-    h = min(mask.shape[0], canvas.shape[0] - y)
-    w = min(mask.shape[1], canvas.shape[1] - x,
-            mask.shape[1] if max_width is None else max_width)
-    if h > 0 and w > 0:
-        canvas[y:y + h, x:x + w][mask[:h, :w]] = colour
+    """Draw ``text`` into the RGB ``canvas`` at ``(y, x)``, clipped, in ink."""
+    cli.draw_text(canvas, text, y, x, scale, colour, max_width)
 
 
 def rgb(image):

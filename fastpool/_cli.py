@@ -397,7 +397,7 @@ def render_text(text, scale=1):
     return mask
 
 
-def _draw_text(canvas, text, y, x, scale=1, colour=(255, 255, 255), max_width=None):
+def draw_text(canvas, text, y, x, scale=1, colour=(255, 255, 255), max_width=None):
     """Draw ``text`` into the RGB ``canvas`` at ``(y, x)``, clipped to the canvas
     and to ``max_width`` pixels."""
     mask = render_text(text, scale)
@@ -550,7 +550,7 @@ def build_sheet(n=256, windows=DEMO_WINDOWS, max_columns=8, warn=None):
     y = gap
     for name, image, rows in sections:
         kind = "RGB" if image.ndim == 3 else "gray"
-        _draw_text(sheet, f"{name}  {n}x{n} {kind} uint8", y + 2 * scale, gap,
+        draw_text(sheet, f"{name}  {n}x{n} {kind} uint8", y + 2 * scale, gap,
                    scale + 1, (255, 220, 120))
         y += header_h
         for k, chunk in rows:
@@ -559,7 +559,7 @@ def build_sheet(n=256, windows=DEMO_WINDOWS, max_columns=8, warn=None):
                     continue
                 label, tile = item
                 x = gap + c * cell_w
-                _draw_text(sheet, label, y + 2 * scale, x, scale, max_width=n)
+                draw_text(sheet, label, y + 2 * scale, x, scale, max_width=n)
                 big = np.repeat(np.repeat(tile, n // tile.shape[0] or 1, axis=0),
                                 n // tile.shape[1] or 1, axis=1)[:n, :n]
                 sheet[y + label_h:y + label_h + big.shape[0], x:x + big.shape[1]] = big
