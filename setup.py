@@ -3,6 +3,8 @@
 Environment switches:
   FASTPOOL_DEBUG=1     bounds checking and wraparound on, -O0 -g (debug builds)
   FASTPOOL_NO_OPENMP=1 build without OpenMP even where the compiler has it
+  FASTPOOL_SANITIZE=1  AddressSanitizer and UndefinedBehaviorSanitizer, -O1 -g; run
+                       Python with the ASan runtime preloaded (docs/reliability.md)
 """
 import os
 import platform
@@ -17,6 +19,9 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 DEBUG = os.environ.get("FASTPOOL_DEBUG", "") not in ("", "0")
+SANITIZE = os.environ.get("FASTPOOL_SANITIZE", "") not in ("", "0")
+SANITIZERS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
+              "-fno-omit-frame-pointer"]
 
 # One directives dict for every extension.
 DIRECTIVES = {
@@ -80,12 +85,13 @@ class BuildExt(build_ext):
         if not openmp:
             warnings.warn("fastpool: no OpenMP found; building SERIAL kernels "
                           "(fastpool.openmp_enabled() will be False)")
-        opt = ["-O0", "-g"] if DEBUG else ["-O3"]
+        opt = ["-O0", "-g"] if DEBUG else ["-O1", "-g"] + SANITIZERS if SANITIZE else ["-O3"]
         for ext in self.extensions:
             simd = ["-mavx2"] if ext.name.endswith("_avx2") else []
             extra = QUIET_MATH if ext.name.split(".")[-1].startswith(("_weighted", "_global")) else []
             ext.extra_compile_args = opt + simd + extra + (["-fopenmp"] if openmp else [])
-            ext.extra_link_args = ["-fopenmp"] if openmp else []
+            ext.extra_link_args = ((["-fopenmp"] if openmp else [])
+                                   + (SANITIZERS if SANITIZE else []))
         super().build_extensions()
 
 

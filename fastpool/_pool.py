@@ -588,8 +588,7 @@ def max_unpool(input, indices, output_shape, axes=None, *, workers=None):
     nb = int(np.prod([x.shape[a] for a in batch], dtype=np.int64))
     per_item = int(np.prod([x.shape[a] for a in pooled], dtype=np.int64))
     values = np.ascontiguousarray(x.transpose(order)).reshape(nb, per_item)
-    flat = np.ascontiguousarray(idx.transpose(order), dtype=np.int64).reshape(nb,
-                                                                                per_item)
+    flat = S.aligned_c(idx.transpose(order), np.int64).reshape(nb, per_item)
     if values.size:
         _unpool.unpool(values, flat, moved.reshape((nb,) + pooled_shape),
                        S.threads_for(values.size, workers))

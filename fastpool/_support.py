@@ -139,12 +139,19 @@ def as_input(input, name="input"):
     elif not dtype.isnative:
         x = x.astype(dtype.newbyteorder("="))
     if not x.flags.aligned or any(s % x.itemsize for s in x.strides):
-        x = np.ascontiguousarray(x)
+        x = aligned_c(x)
     if x.dtype == np.bool_:
         x = x.view(np.uint8)
     if x.ndim == 0:
         raise ValueError(f"{name} must have at least one dimension, got a 0-d array")
     return x, dtype.newbyteorder("=")
+
+
+def aligned_c(array, dtype=None):
+    """``array`` as a C-contiguous and aligned array (of ``dtype``), copied only
+    when it is not one: ``np.ascontiguousarray`` keeps a contiguous array whose
+    address is not a multiple of its itemsize, which the kernels must not read."""
+    return np.require(array, dtype, ("C", "A"))
 
 
 def check_nan_policy(x, nan_policy):

@@ -196,7 +196,7 @@ def grad_output_array(grad_output, shape):
     if g.shape != tuple(shape):
         raise ValueError(f"grad_output has shape {g.shape}; the forward result has "
                          f"shape {tuple(shape)}")
-    return np.ascontiguousarray(g, dtype=np.float64)
+    return S.aligned_c(g, np.float64)
 
 
 def _divide(g, a):

@@ -238,3 +238,43 @@ def test_geometry_functions(x, data):
         shape = data.draw(st.sampled_from([x.shape, tuple(2 * n for n in x.shape), (),
                                            (-1,) * x.ndim]))
         check(lambda: fastpool.max_unpool(x, indices, shape, axes=axes))
+
+
+# The cases the fuzzing found, kept as regression tests.
+
+def test_found_divisor_past_64_bits():
+    """avg_pool(divisor=10**30) raised OverflowError from the kernel call."""
+    with pytest.raises(ValueError, match="divisor"):
+        fastpool.avg_pool(np.ones(4), 2, divisor=10**30)
+
+
+@pytest.mark.parametrize("name", ["stride", "padding", "dilation", "size"])
+def test_found_geometry_past_64_bits(name):
+    """A stride, padding, dilation or size of 2**63 raised OverflowError."""
+    kw = {"size": 2, name: 2**63}
+    with pytest.raises(ValueError, match=name):
+        fastpool.max_pool(np.ones(4), **kw)
+
+
+def test_found_table_larger_than_memory():
+    """A window of 10**9 samples made valid by padding built a table of 10**9
+    entries per temporary array, and the process was killed."""
+    with pytest.raises(MemoryError, match="table"):
+        fastpool.avg_pool(np.ones(3), 10**9, padding=5 * 10**8)
+
+
+@pytest.mark.parametrize("name", ["median_pool", "max_pool", "avg_pool", "soft_pool"])
+def test_found_contiguous_misaligned_input(name):
+    """A C-contiguous float32 view at an odd address reached the kernels as it
+    was (UndefinedBehaviorSanitizer: misaligned loads): now read through an
+    aligned copy, with the aligned array's result."""
+    raw = np.zeros(4 * 64 + 1, dtype=np.uint8)
+    view = np.frombuffer(raw.data, dtype=np.float32, count=64, offset=1).reshape(8, 8)
+    assert not view.flags.aligned and view.flags.c_contiguous
+    aligned = np.arange(64, dtype=np.float32).reshape(8, 8) % 7
+    raw[1:] = np.frombuffer(aligned.tobytes(), dtype=np.uint8)
+    np.testing.assert_array_equal(getattr(fastpool, name)(view, 3, 1),
+                                  getattr(fastpool, name)(aligned, 3, 1))
+    g = np.frombuffer(np.zeros(8 * 36 + 1, np.uint8).data, np.float64, 36, 1).reshape(6, 6)
+    np.testing.assert_array_equal(fastpool.grad.max_pool(g, view, 3, 1),
+                                  fastpool.grad.max_pool(np.zeros((6, 6)), aligned, 3, 1))
