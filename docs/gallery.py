@@ -203,9 +203,10 @@ def gradients_sheet(n=32, side=192):
 UNTITLED = {"bench_basic.py": "Max and mean"}
 
 
-def benchmark_ratios(markdown):
+def benchmark_ratios(markdown, column="/ fastest peer"):
     """``(section, case, peer, ratio at 1 thread, ratio at all threads)`` from every
-    table of ``docs/benchmarks.md`` with two "/ fastest peer" columns.
+    table of ``docs/benchmarks.md`` with two ``column`` columns ("/ fastest peer",
+    or "/ roofline", whose rows name no peer: ``peer`` is then "").
 
     A table's section is its script (the "Measured with `python benchmarks/X.py`"
     line after it), after the paragraph that introduces it where that names the
@@ -230,7 +231,7 @@ def benchmark_ratios(markdown):
             if blocks and not blocks[-1][3]:
                 blocks[-1][3] = line
     for before, header, rows, after in blocks:
-        peer_cols = [i for i, h in enumerate(header) if h == "/ fastest peer"]
+        peer_cols = [i for i, h in enumerate(header) if h == column]
         if len(peer_cols) != 2:
             continue
         script = re.search(r"benchmarks/(\w+\.py)", after)
@@ -245,23 +246,29 @@ def benchmark_ratios(markdown):
                 continue
             ratios, peers = [], []
             for i in peer_cols:
-                m = re.match(r"([0-9.]+)\s*\(([^ )]+)", cells[i])
+                m = re.match(r"([0-9.]+)(?:\s*\(([^ )]+))?", cells[i])
                 if m is None:
                     break
                 ratios.append(float(m.group(1)))
-                peers.append(m.group(2))
+                peers.append(m.group(2) or "")
             else:
                 found.append((section, cells[0].replace("`", ""), peers[1], ratios[0], ratios[1]))
     return found
 
 
-def benchmarks_chart(markdown, width=1000):
-    """A bar chart of fastpool's time / the fastest peer's (log scale), 1 thread and
-    2 threads, one pair of bars per row of the benchmark tables."""
-    rows = benchmark_ratios(markdown)
-    label_w = 6 * max(len(f"{case} vs {peer}") for _, case, peer, _, _ in rows) + 2 * GAP
+def benchmarks_chart(markdown, width=1000, column="/ fastest peer"):
+    """A bar chart of fastpool's time / the fastest peer's (or, with ``column``
+    "/ roofline", / a memory copy's) on a log scale, 1 thread and 2 threads, one
+    pair of bars per row of the benchmark tables."""
+    rows = benchmark_ratios(markdown, column)
+
+    def name(case, peer):
+        return f"{case} vs {peer}" if peer else case
+
+    label_w = 6 * max(len(name(case, peer)) for _, case, peer, _, _ in rows) + 2 * GAP
     plot_w = width - label_w - 3 * GAP - 30
-    lo, hi = 0.01, 4.0  # the axis: log10 from lo to hi (bars are clipped to it)
+    # The axis: log10 from lo to hi (bars are clipped to it).
+    lo, hi = (0.01, 4.0) if column == "/ fastest peer" else (0.25, 16.0)
     bar_h, row_h = 6, 17
     sections = []
     for row in rows:
@@ -285,7 +292,7 @@ def benchmarks_chart(markdown, width=1000):
         draw_text(canvas, title[:160], y + 3, GAP, 1, TITLE_INK)
         y += 14
         for _, case, peer, r1, r2 in section:
-            text = f"{case} vs {peer}"
+            text = name(case, peer)
             draw_text(canvas, text, y + 4, label_w - GAP - 6 * len(text), 1)
             for dy, ratio, light in ((2, r1, True), (2 + bar_h, r2, False)):
                 x0, x1 = sorted((xpos(1.0), xpos(ratio)))
@@ -299,14 +306,22 @@ def benchmarks_chart(markdown, width=1000):
                 x = xpos(min(r1, r2)) - 4 - 6 * len(value)
             draw_text(canvas, value, y + 5, x, 1, (90, 90, 90))
             y += row_h
-    for tick in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 4):
+    for tick in (0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 1, 2, 4, 8, 16):
+        if not lo <= tick <= hi:
+            continue
         x = xpos(tick)
         canvas[head_h:y, x] = (0, 0, 0) if tick == 1 else (215, 215, 215)
         draw_text(canvas, f"{tick:g}", y + 6, x - 3 * len(f"{tick:g}"), 1)
-    draw_text(canvas, "fastpool time / fastest peer's, log scale: left of 1 fastpool is "
-              "faster", GAP, GAP, 2, TITLE_INK)
+    if column == "/ fastest peer":
+        draw_text(canvas, "fastpool time / fastest peer's, log scale: left of 1 fastpool "
+                  "is faster", GAP, GAP, 2, TITLE_INK)
+        note = "peer: the fastest at 2 threads"
+    else:
+        draw_text(canvas, "fastpool time / a memory copy's (roofline), log scale",
+                  GAP, GAP, 2, TITLE_INK)
+        note = "1: as fast as copying input and output once"
     draw_text(canvas, "light bar: 1 thread, dark bar: 2 threads; numbers: 1 thread / "
-              "2 threads; peer: the fastest at 2 threads", 28, GAP, 1)
+              f"2 threads; {note}", 28, GAP, 1)
     return canvas
 
 
@@ -328,6 +343,7 @@ def main(out_dir=DEFAULT_OUT, verbose=False):
     with open(os.path.join(HERE, "benchmarks.md"), encoding="utf-8") as f:
         markdown = f.read()
     jobs["benchmarks.png"] = lambda: benchmarks_chart(markdown)
+    jobs["roofline.png"] = lambda: benchmarks_chart(markdown, column="/ roofline")
     for name, draw in jobs.items():
         t0 = time.perf_counter()
         path = os.path.join(out_dir, name)

@@ -10,7 +10,8 @@ import fastpool.grad
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-PICTURES = ["methods.png", "aliasing.png", "labels.png", "gradients.png", "benchmarks.png"]
+PICTURES = ["methods.png", "aliasing.png", "labels.png", "gradients.png", "benchmarks.png",
+            "roofline.png"]
 
 
 def test_sphinx_build_without_warnings(tmp_path):
