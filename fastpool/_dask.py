@@ -25,6 +25,7 @@ import sys
 import numpy as np
 
 from ._geometry import EXCLUDED, AxisWindows, GivenGeometry
+from ._support import in_flight
 
 # Gaps of at most this many elements between the runs an output chunk reads are
 # read too: one piece instead of many (dilated windows), at a little extra I/O.
@@ -58,7 +59,8 @@ def dask_aware(function):
                 if parameter.kind is inspect.Parameter.VAR_KEYWORD:
                     arguments.update(arguments.pop(name, {}))
             return _HANDLERS.get(function.__name__, _sliding)(function, arguments)
-        return function(*args, **kwargs)
+        with in_flight():
+            return function(*args, **kwargs)
 
     return wrapper
 

@@ -8,6 +8,7 @@ import functools
 import numbers
 import operator
 import os
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,12 +103,39 @@ def _check_workers(workers):
     return workers
 
 
+class in_flight:
+    """Marks a public call as running (a context manager): the library default
+    shares the cores among the calls that run at once, so that Python threads
+    (a ``ThreadPoolExecutor``) calling fastpool do not oversubscribe them.
+    Calls a public function makes to another count once."""
+
+    _depth = threading.local()   # nesting of public calls in this thread
+    _lock = threading.Lock()
+    active = 0                   # outermost calls running, in every thread
+
+    def __enter__(self):
+        depth = getattr(self._depth, "value", 0)
+        self._depth.value = depth + 1
+        if depth == 0:
+            with self._lock:
+                in_flight.active += 1
+        return self
+
+    def __exit__(self, *exc):
+        self._depth.value -= 1
+        if self._depth.value == 0:
+            with self._lock:
+                in_flight.active -= 1
+        return False
+
+
 def resolve_workers(workers):
-    """Threads for one call: ``workers`` as in the SPEC, else the library default."""
+    """Threads for one call: ``workers`` as in the SPEC, else the library default
+    (the cores OpenMP would use, shared among the calls running at once)."""
     if workers is None:
         workers = _default_workers
         if workers is None:
-            return max(1, _openmp.max_threads())
+            return max(1, _openmp.max_threads() // max(1, in_flight.active))
     workers = _check_workers(workers)
     return cpu_count() if workers == -1 else workers
 

@@ -610,7 +610,8 @@ def _public(name, backward):
         if is_dask_array(grad_output) or any(map(is_dask_array, args)) or any(
                 map(is_dask_array, kwargs.values())):
             return _dask.gradient(name, dict(bound.arguments), grad_output)
-        return backward(grad_output, **bound.arguments)
+        with S.in_flight():
+            return backward(grad_output, **bound.arguments)
 
     function.__signature__ = signature.replace(
         parameters=[first] + list(signature.parameters.values()))

@@ -129,3 +129,27 @@ def test_interrupt_leaves_process_usable():
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0
     assert out.split("\n")[:2] == ["interrupted", "[[5.0, 7.0], [13.0, 15.0]]"]
+
+
+def test_concurrent_calls_share_the_cores():
+    """Calls running at once from several Python threads share the default
+    threads (no oversubscription); a lone call, and an explicit ``workers``, get
+    what they ask."""
+    import threading
+    cores = fastpool.get_workers()
+    barrier = threading.Barrier(4)
+    seen = []
+
+    def window(values):
+        barrier.wait(timeout=30)     # all four calls are running now
+        seen.append((fastpool.get_workers(), fastpool._support.resolve_workers(3)))
+        barrier.wait(timeout=30)     # and stay so until each has looked
+        return 0.0
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda _: fastpool.generic_pool(np.ones(2), window, 2), range(4)))
+    assert seen == [(max(1, cores // 4), 3)] * 4
+    alone = []
+    fastpool.generic_pool(np.ones(2), lambda v: alone.append(fastpool.get_workers()) or 0,
+                          2)
+    assert alone == [cores] and fastpool.get_workers() == cores
