@@ -153,3 +153,20 @@ def test_concurrent_calls_share_the_cores():
     fastpool.generic_pool(np.ones(2), lambda v: alone.append(fastpool.get_workers()) or 0,
                           2)
     assert alone == [cores] and fastpool.get_workers() == cores
+
+
+def test_axis_longer_than_2_31(tmp_path):
+    """One axis of 2**31 + 16 elements (a sparse memory-mapped file: 2 GiB that
+    take no memory): the global maximum and its index past 2**31."""
+    n = 2**31 + 16
+    path = tmp_path / "big.bin"
+    with open(path, "wb") as f:
+        f.truncate(n)
+    m = np.memmap(path, dtype=np.uint8, mode="r+", shape=(n,))
+    m[2**31 + 3] = 5
+    m[n - 1] = 7
+    m.flush()
+    del m
+    big = np.memmap(path, dtype=np.uint8, mode="r", shape=(n,))
+    value, index = fastpool.global_max_pool(big, return_indices=True)
+    assert value == 7 and index == n - 1
