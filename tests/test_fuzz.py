@@ -89,7 +89,7 @@ def arrays(draw):
         x = np.array(["ab"] * n, dtype=dtype)
     x = x.reshape(shape)
     layout = draw(st.sampled_from(["c", "f", "reversed", "strided", "broadcast",
-                                   "unaligned", "readonly"]))
+                                   "unaligned", "oddstride", "readonly"]))
     if layout == "f":
         x = np.asfortranarray(x)
     elif layout == "reversed":
@@ -104,6 +104,16 @@ def arrays(draw):
         y = np.frombuffer(raw.data, dtype=x.dtype, count=x.size, offset=1)
         y = y.reshape(shape) if not y.flags.writeable else y.reshape(shape)
         x = np.lib.stride_tricks.as_strided(y, shape, y.strides)
+    elif layout == "oddstride" and dtype.kind in "biufc" and dtype.itemsize > 1 and n:
+        # Strides that are no multiple of the itemsize: a view into a byte buffer.
+        strides, step = [], dtype.itemsize + 1
+        for length in reversed(shape):
+            strides.append(step)
+            step *= max(length, 1)
+        strides = tuple(reversed(strides))
+        raw = rng.integers(0, 256, sum((k - 1) * s for k, s in zip(shape, strides))
+                           + dtype.itemsize, dtype=np.uint8)
+        x = np.ndarray(shape, dtype=dtype, buffer=raw, strides=strides)
     elif layout == "readonly":
         x = x.copy()
         x.flags.writeable = False
