@@ -1,7 +1,9 @@
 """Draw the pictures of the documentation's gallery and benchmarks pages.
 
 Only NumPy and fastpool: the images are fastpool's built-in test images, the PNG
-writer and the 5x7 bitmap font are those of ``fastpool demo``.  ``docs/conf.py``
+writer and the 5x7 bitmap font are those of ``fastpool demo``.  The benchmark
+charts are ``benchmarks/charts.py``'s, drawn from the committed results
+(``benchmarks/results/*.json``).  ``docs/conf.py``
 runs :func:`main` at the start of every Sphinx build, so the pictures always show
 the installed fastpool; by hand::
 
@@ -11,18 +13,20 @@ Every picture is deterministic (fixed seeds).
 """
 
 import os
-import re
 import sys
 import time
 
 import numpy as np
 
-import fastpool
-from fastpool import _testimages as ti
-from fastpool import _cli as cli
-from fastpool._cli import available_demo_methods, write_png
-
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "benchmarks"))
+
+import charts  # noqa: E402  (benchmarks/charts.py: the benchmark charts)
+import fastpool  # noqa: E402
+from fastpool import _testimages as ti  # noqa: E402
+from fastpool import _cli as cli  # noqa: E402
+from fastpool._cli import available_demo_methods, write_png  # noqa: E402
+
 DEFAULT_OUT = os.path.join(HERE, "_gallery")
 
 BACKGROUND = 250
@@ -197,134 +201,6 @@ def gradients_sheet(n=32, side=192):
                 title="d sum(f(x, 3, 2, padding=1)) / dx")
 
 
-# --------------------------------------------------------------------------- benchmarks
-
-# Tables whose introduction does not name them
-UNTITLED = {"bench_basic.py": "Max and mean"}
-
-
-def benchmark_ratios(markdown, column="/ fastest peer"):
-    """``(section, case, peer, ratio at 1 thread, ratio at all threads)`` from every
-    table of ``docs/benchmarks.md`` with two ``column`` columns ("/ fastest peer",
-    or "/ roofline", whose rows name no peer: ``peer`` is then "").
-
-    A table's section is its script (the "Measured with `python benchmarks/X.py`"
-    line after it), after the paragraph that introduces it where that names the
-    script ("Order statistics (`benchmarks/bench_order.py`):").
-    """
-    found, paragraph, previous, header, table = [], [], "", None, []
-    blocks = []  # (paragraph before the table, its rows, the text after it)
-    for line in markdown.splitlines() + [""]:
-        if line.startswith("|"):
-            if header is None:
-                header, table = [c.strip() for c in line.strip().strip("|").split("|")], []
-                blocks.append([" ".join(paragraph) or previous, header, table, ""])
-            else:
-                table.append([c.strip() for c in line.strip().strip("|").split("|")])
-            continue
-        if header is not None:
-            header = None
-        if not line.strip():
-            previous, paragraph = " ".join(paragraph) or previous, []
-        else:
-            paragraph.append(line.strip())
-            if blocks and not blocks[-1][3]:
-                blocks[-1][3] = line
-    for before, header, rows, after in blocks:
-        peer_cols = [i for i, h in enumerate(header) if h == column]
-        if len(peer_cols) != 2:
-            continue
-        script = re.search(r"benchmarks/(\w+\.py)", after)
-        section = script.group(1) if script else ""
-        intro = re.match(r"([^(`]+?)\s*\(`benchmarks/(\w+\.py)`\)", before)
-        if intro and intro.group(2) == section:
-            section = f"{intro.group(1)} ({section})"
-        elif section in UNTITLED:
-            section = f"{UNTITLED[section]} ({section})"
-        for cells in rows:
-            if set("".join(cells)) <= set("-: "):
-                continue
-            ratios, peers = [], []
-            for i in peer_cols:
-                m = re.match(r"([0-9.]+)(?:\s*\(([^ )]+))?", cells[i])
-                if m is None:
-                    break
-                ratios.append(float(m.group(1)))
-                peers.append(m.group(2) or "")
-            else:
-                found.append((section, cells[0].replace("`", ""), peers[1], ratios[0], ratios[1]))
-    return found
-
-
-def benchmarks_chart(markdown, width=1000, column="/ fastest peer"):
-    """A bar chart of fastpool's time / the fastest peer's (or, with ``column``
-    "/ roofline", / a memory copy's) on a log scale, 1 thread and 2 threads, one
-    pair of bars per row of the benchmark tables."""
-    rows = benchmark_ratios(markdown, column)
-
-    def name(case, peer):
-        return f"{case} vs {peer}" if peer else case
-
-    label_w = 6 * max(len(name(case, peer)) for _, case, peer, _, _ in rows) + 2 * GAP
-    plot_w = width - label_w - 3 * GAP - 30
-    # The axis: log10 from lo to hi (bars are clipped to it).
-    lo, hi = (0.01, 4.0) if column == "/ fastest peer" else (0.25, 16.0)
-    bar_h, row_h = 6, 17
-    sections = []
-    for row in rows:
-        if not sections or sections[-1][0] != row[0]:
-            sections.append((row[0], []))
-        sections[-1][1].append(row)
-    head_h = 40
-    height = head_h + sum(14 + len(r) * row_h for _, r in sections) + 30
-    canvas = np.full((height, width, 3), BACKGROUND, np.uint8)
-
-    def xpos(ratio):
-        t = (np.log10(ratio) - np.log10(lo)) / (np.log10(hi) - np.log10(lo))
-        return label_w + int(round(np.clip(t, 0, 1) * plot_w))
-
-    def colour(ratio, light):
-        c = (40, 140, 70) if ratio <= 1 else (200, 60, 50)
-        return tuple(int(v + (255 - v) * 0.5) for v in c) if light else c
-
-    y = head_h
-    for title, section in sections:
-        draw_text(canvas, title[:160], y + 3, GAP, 1, TITLE_INK)
-        y += 14
-        for _, case, peer, r1, r2 in section:
-            text = name(case, peer)
-            draw_text(canvas, text, y + 4, label_w - GAP - 6 * len(text), 1)
-            for dy, ratio, light in ((2, r1, True), (2 + bar_h, r2, False)):
-                x0, x1 = sorted((xpos(1.0), xpos(ratio)))
-                canvas[y + dy:y + dy + bar_h - 1, x0:max(x1, x0 + 1)] = colour(ratio, light)
-            value = f"{r1:g} / {r2:g}"
-            if max(r1, r2) > 1:
-                x = xpos(max(r1, r2)) + 4
-                if x + 6 * len(value) > width - 2:  # a clipped bar: left of the 1 line
-                    x = xpos(1.0) - 4 - 6 * len(value)
-            else:
-                x = xpos(min(r1, r2)) - 4 - 6 * len(value)
-            draw_text(canvas, value, y + 5, x, 1, (90, 90, 90))
-            y += row_h
-    for tick in (0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 1, 2, 4, 8, 16):
-        if not lo <= tick <= hi:
-            continue
-        x = xpos(tick)
-        canvas[head_h:y, x] = (0, 0, 0) if tick == 1 else (215, 215, 215)
-        draw_text(canvas, f"{tick:g}", y + 6, x - 3 * len(f"{tick:g}"), 1)
-    if column == "/ fastest peer":
-        draw_text(canvas, "fastpool time / fastest peer's, log scale: left of 1 fastpool "
-                  "is faster", GAP, GAP, 2, TITLE_INK)
-        note = "peer: the fastest at 2 threads"
-    else:
-        draw_text(canvas, "fastpool time / a memory copy's (roofline), log scale",
-                  GAP, GAP, 2, TITLE_INK)
-        note = "1: as fast as copying input and output once"
-    draw_text(canvas, "light bar: 1 thread, dark bar: 2 threads; numbers: 1 thread / "
-              f"2 threads; {note}", 28, GAP, 1)
-    return canvas
-
-
 # --------------------------------------------------------------------------- main
 
 PICTURES = {
@@ -340,10 +216,7 @@ def main(out_dir=DEFAULT_OUT, verbose=False):
     os.makedirs(out_dir, exist_ok=True)
     paths = []
     jobs = dict(PICTURES)
-    with open(os.path.join(HERE, "benchmarks.md"), encoding="utf-8") as f:
-        markdown = f.read()
-    jobs["benchmarks.png"] = lambda: benchmarks_chart(markdown)
-    jobs["roofline.png"] = lambda: benchmarks_chart(markdown, column="/ roofline")
+    jobs.update(charts.pictures())  # from benchmarks/results/*.json
     for name, draw in jobs.items():
         t0 = time.perf_counter()
         path = os.path.join(out_dir, name)
