@@ -827,3 +827,27 @@ def test_float32_sums_of_two_wide_windows(dtype, window):
     blocks = x.reshape(sum(([n // k, k] for n, k in zip(shape, window)), []))
     expected = blocks.astype(np.float64).sum(axis=tuple(range(1, 2 * len(window), 2)))
     np.testing.assert_array_equal(got, expected.astype(np.float32))
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int16", "float32", "float64"])
+@pytest.mark.parametrize("width", [7, 112, 257, 1030])
+@pytest.mark.parametrize("window", [(2, 2), (2, 2, 2)])
+def test_two_wide_means_of_short_and_long_rows(dtype, width, window):
+    """2x2 and 2x2x2 means and float32 sums take a one-pass loop per output row; rows
+    of one block (NCHW maps) skip the per-row bookkeeping, longer rows go block by
+    block, and padded windows through the tables: all equal the reference."""
+    rng = np.random.default_rng(width)
+    shape = (3,) + tuple(3 * k + 1 for k in window[:-1]) + (width,)
+    x = random_array(rng, shape, dtype)
+    axes = tuple(range(-len(window), 0))
+    for kw in (dict(), dict(padding=1), dict(ceil_mode=True)):
+        expected, _ = ref(x, "avg", window, axes=axes, **kw)
+        got = fastpool.avg_pool(x, window, axes=axes, **kw)
+        if dtype == "float64":  # the reference's sums are exact, fastpool's rounded
+            np.testing.assert_allclose(got, expected, rtol=1e-15, atol=1e-14)
+        else:
+            np.testing.assert_array_equal(got, expected, err_msg=str(kw))
+        if dtype in ("uint8", "float32"):
+            expected, _ = ref(x, "sum", window, dtype=np.float32, axes=axes, **kw)
+            got = fastpool.sum_pool(x, window, axes=axes, output=np.float32, **kw)
+            np.testing.assert_array_equal(got, expected, err_msg=str(kw))
