@@ -1463,3 +1463,29 @@ def test_catavgmax_output_shape():
     assert fastpool.catavgmax_pool(x, 2, axes=(1, 2), axis=-3).shape == (6, 2, 3)
     with pytest.raises(ValueError, match="output"):
         fastpool.catavgmax_pool(x, 2, axes=(1, 2), output=np.zeros((3, 2, 3)))
+
+
+@pytest.mark.parametrize("p", [2, 3, 4])
+@pytest.mark.parametrize("dtype", ["float32", "uint8", "int32"])
+def test_lp_overlapping_windows_cell_powers_equal_window_powers(p, dtype):
+    """Overlapping windows of small integer powers take each cell's power once per
+    block; a block holding a NaN or nodata takes each window's powers again: the
+    windows that do not hold it agree bitwise between the two."""
+    rng = np.random.default_rng(p)
+    x = (random_array(rng, (2, 7, 150), dtype) % 100).astype(dtype)
+    y = x.copy()
+    missing = np.nan if dtype == "float32" else 200
+    y[1, 3, 71] = missing
+    extra = {} if dtype == "float32" else dict(nodata=200)
+    for kw in (dict(size=3, stride=2), dict(size=(3, 2), stride=1, dilation=(1, 2)),
+               dict(size=3, stride=2, average=True, padding=1)):
+        got = fastpool.lp_pool(x, p, axes=(1, 2), **kw, **extra)
+        with_missing = fastpool.lp_pool(y, p, axes=(1, 2), **kw, **extra)
+        geometry = {k: v for k, v in kw.items() if k != "average"}
+        touched = fastpool.max_pool((y != y) | (y == 200), axes=(1, 2), **geometry)
+        assert 0 < touched.sum() < touched.size
+        np.testing.assert_array_equal(got[~touched], with_missing[~touched])
+        expected, _ = ref_family(x, "lp", kw.pop("size"), p=p, axes=(1, 2), **kw)
+        # (integer outputs are the reference rounded)
+        np.testing.assert_allclose(got, np.asarray(expected, np.float64), rtol=2e-6,
+                                   atol=0 if dtype == "float32" else 0.5)

@@ -51,6 +51,8 @@ cdef struct Spec:
     double p, inv_p, beta, alpha, lam
     double neg_p, neg_inv_p  # fp_pow's factor for a negative base, x**p and x**(1/p)
     bint asymmetric
+    bint bounded             # the input's dtype holds no magnitude in (0, 1e-70) or
+                             # (1e70, inf): float32 and integers of up to 32 bits
     bint random
     uint64_t key
     bint weights_in          # the weights (or logits) are a second input array,
@@ -208,6 +210,38 @@ cdef void argmax_first(const double* V, Py_ssize_t n, Py_ssize_t st, Py_ssize_t 
             sel[i] = select(v[i] == m[i], <int64_t>s, sel[i])
 
 
+cdef void lp_root(const Spec* sp, Py_ssize_t n, Py_ssize_t nl, double* res,
+                  const double* b, double* a) noexcept nogil:
+    """Lp's value from the power sums ``res`` of ``n`` samples scaled by ``1/b``:
+    ``(res [/ n])**(1/p) * b`` per lane; ``a`` is scratch."""
+    cdef Py_ssize_t i
+    cdef double e, p = sp.p, inv_p = sp.inv_p, neg_inv_p = sp.neg_inv_p
+    if sp.method == M_LP_AVG:
+        for i in range(nl):
+            res[i] = res[i] / n
+    if p == 2.0:
+        for i in range(nl):
+            res[i] = sqrt(res[i]) * b[i]
+    elif p == 3.0:
+        for i in range(nl):
+            e = fp_cbrt(select(res[i] < 0.0, -res[i], res[i])) * b[i]
+            res[i] = select(res[i] < 0.0, e * neg_inv_p, e)
+    elif p != 1.0:
+        # The root in two loops, as in power_sums.
+        for i in range(nl):
+            a[i] = inv_p * fp_log(select(res[i] < 0.0, -res[i], res[i]))
+        for i in range(nl):
+            e = fp_exp(a[i]) * b[i]
+            res[i] = select(res[i] < 0.0, e * neg_inv_p, e)
+
+
+cdef inline bint unscaled_powers(const Spec* sp) noexcept nogil:
+    """Lp whose power sums need no scaling: p of 2, 3 or 4 of a bounded dtype
+    (no window is redone scaled, see :func:`reduce`)."""
+    return ((sp.method == M_LP or sp.method == M_LP_AVG) and sp.bounded
+            and (sp.p == 2.0 or sp.p == 3.0 or sp.p == 4.0))
+
+
 cdef void reduce(const Spec* sp, double* V, double* Wt, Py_ssize_t n, Py_ssize_t st,
                  Py_ssize_t nl, const double* u, double* res, int64_t* sel,
                  double* a, double* b, double* c) noexcept nogil:
@@ -229,7 +263,25 @@ cdef void reduce(const Spec* sp, double* V, double* Wt, Py_ssize_t n, Py_ssize_t
     for i in range(nl):
         sel[i] = -1
     if m == M_LP or m == M_LP_AVG:
-        if p == 2.0 or p == 3.0 or p == 4.0:
+        if unscaled_powers(sp):
+            # No window of these inputs is redone below (their magnitudes lie in
+            # [1e-70, 1e70], or are 0 or infinite, where the scaled sums are
+            # these), so no maximum is tracked: 1.3x faster.
+            for i in range(nl):
+                res[i] = 0.0
+                b[i] = 1.0
+            for s in range(n):
+                v = V + s * st
+                if p == 2.0:
+                    for i in range(nl):
+                        res[i] += v[i] * v[i]
+                elif p == 3.0:
+                    for i in range(nl):
+                        res[i] += (v[i] * v[i]) * v[i]
+                else:
+                    for i in range(nl):
+                        res[i] += (v[i] * v[i]) * (v[i] * v[i])
+        elif p == 2.0 or p == 3.0 or p == 4.0:
             # Small integer powers first unscaled, tracking each window's
             # largest magnitude; only windows where x**p could leave the normal
             # range are redone scaled (the same per-window rule on every path).
@@ -262,23 +314,7 @@ cdef void reduce(const Spec* sp, double* V, double* Wt, Py_ssize_t n, Py_ssize_t
                 b[i] = scale_back(b[i])
         else:
             window_sum(V, n, st, nl, res)
-        if m == M_LP_AVG:
-            for i in range(nl):
-                res[i] = res[i] / n
-        if p == 2.0:
-            for i in range(nl):
-                res[i] = sqrt(res[i]) * b[i]
-        elif p == 3.0:
-            for i in range(nl):
-                e = fp_cbrt(select(res[i] < 0.0, -res[i], res[i])) * b[i]
-                res[i] = select(res[i] < 0.0, e * neg_inv_p, e)
-        elif p != 1.0:
-            # The root, in two loops as in power_sums (``a`` is free now).
-            for i in range(nl):
-                a[i] = inv_p * fp_log(select(res[i] < 0.0, -res[i], res[i]))
-            for i in range(nl):
-                e = fp_exp(a[i]) * b[i]
-                res[i] = select(res[i] < 0.0, e * neg_inv_p, e)
+        lp_root(sp, n, nl, res, b, a)
     elif m == M_SOFT:
         # SoftPool is LIP with the logits beta*x.
         for s in range(n):
@@ -555,6 +591,59 @@ cdef bint softmax_spans(const Geom* g, const Spec* sp, const Row* row, Py_ssize_
     return True
 
 
+cdef bint power_spans(const Geom* g, const Spec* sp, const Row* row, Py_ssize_t c0,
+                      Py_ssize_t nl, double* X, double* res, bint has_nd,
+                      T nd) noexcept nogil:
+    """The unscaled power sums (see :func:`unscaled_powers`) of the interior
+    windows ``[c0, c0 + nl)`` with each input cell's power taken once, not once
+    per window that holds it (2.25 times at 3x3/2); added in the order of
+    :func:`reduce`, so the sums are the same.  False (nothing done) when the
+    span does not fit or holds NaN or nodata."""
+    cdef const T* xb = <const T*>row.xb
+    cdef Py_ssize_t span = (nl - 1) * g.s + (g.k - 1) * g.dil + 1
+    cdef Py_ssize_t r, j, i, c
+    cdef int64_t base, jump = g.s
+    cdef double p = sp.p
+    cdef bint bad = False
+    cdef double* xr
+    if span > g.k * LANES:
+        return False
+    for r in range(row.nrows):
+        base = row.roff[r] + (c0 * g.s - g.p) * g.sc
+        xr = X + r * span
+        for c in range(span):
+            xr[c] = <double>xb[base + c * g.sc]
+        if T is float or T is double:
+            for c in range(span):
+                bad = bad | (xr[c] != xr[c])
+        if has_nd:
+            for c in range(span):
+                bad = bad | (xb[base + c * g.sc] == nd)
+        if p == 2.0:
+            for c in range(span):
+                xr[c] = xr[c] * xr[c]
+        elif p == 3.0:
+            for c in range(span):
+                xr[c] = (xr[c] * xr[c]) * xr[c]
+        else:
+            for c in range(span):
+                xr[c] = (xr[c] * xr[c]) * (xr[c] * xr[c])
+    if bad:
+        return False
+    for i in range(nl):
+        res[i] = 0.0
+    for r in range(row.nrows):
+        for j in range(g.k):
+            xr = X + r * span + j * g.dil
+            if jump == 2:
+                for i in range(nl):
+                    res[i] += xr[2 * i]
+            else:
+                for i in range(nl):
+                    res[i] += xr[i * jump]
+    return True
+
+
 cdef void lanes_block(const Geom* g, const Spec* sp, const Row* row, Py_ssize_t c0,
                       Py_ssize_t nl, int64_t os, bint as_double, double* L, double* LW,
                       double* u, double* res, int64_t* sel, double* a, double* b,
@@ -567,6 +656,13 @@ cdef void lanes_block(const Geom* g, const Spec* sp, const Row* row, Py_ssize_t 
             and softmax_spans(g, sp, row, c0, nl, L, LW, res, a, flags, has_nd, nd)):
         for i in range(nl):
             sel[i] = -1
+    elif (unscaled_powers(sp) and g.k * g.dil > g.s
+            and power_spans(g, sp, row, c0, nl, L, res, has_nd, nd)):
+        for i in range(nl):
+            sel[i] = -1
+            flags[i] = 0
+            b[i] = 1.0
+        lp_root(sp, g.max_rows * g.k, nl, res, b, a)
     else:
         gather_lanes(g, sp, row, c0, nl, L, LW, flags, has_nd, nd)
         if sp.random:
@@ -782,6 +878,7 @@ def pool(const T[:] dtype_tag, cnp.ndarray x, object weights, cnp.ndarray out,
     sp.alpha = alpha
     sp.lam = lam
     sp.asymmetric = asymmetric
+    sp.bounded = not (T is double or T is int64_t or T is uint64_t)
     sp.random = key is not None
     sp.key = key if key is not None else 0
     sp.weights_in = weights is not None
