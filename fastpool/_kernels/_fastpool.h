@@ -45,6 +45,11 @@ FP_EXTREMA(double, f64)
 #define FP_PREFETCH(p) ((void)(p))
 #endif
 
+/* Bytes ahead of its reads that a contiguous reduction prefetches: the hardware
+   prefetcher alone left one core's global float32 sum at NumPy's speed, 10% under
+   this. */
+#define FP_STREAM_AHEAD 2048
+
 /* exp(x) for doubles without a libm call, so that loops over many values
    vectorise (glibc's exp is a call per value; the kernels that use this are
    built with -fno-trapping-math, which lets gcc if-convert the clamps).
@@ -493,6 +498,8 @@ static inline void fp_lanes_##S(const T* p, ptrdiff_t blocks, T* lanes, int* nan
         for (k = 0; k < 4; k++) m[k][h] = LOADU(lanes + W * h);                    \
     }                                                                              \
     for (i = 0; i + 4 <= blocks; i += 4) {                                         \
+        for (k = 0; k < (ptrdiff_t)(32 * sizeof(T)); k += 64)                      \
+            FP_PREFETCH((const char*)(p + 8 * i) + FP_STREAM_AHEAD + k);           \
         for (k = 0; k < 4; k++) {                                                  \
             for (h = 0; h < 8 / W; h++) {                                          \
                 v = LOADU(p + 8 * (i + k) + W * h);                                \
@@ -539,6 +546,8 @@ static inline void fp_lanes_##S(const T* p, ptrdiff_t blocks, T* lanes, int* nan
     /* Four independent chains: a compare-and-blend chain alone waits on its      \
        latency.  An extremum does not depend on the grouping. */                  \
     for (i = 0; i + 4 <= blocks; i += 4) {                                         \
+        for (k = 0; k < (ptrdiff_t)(32 * sizeof(T)); k += 64)                      \
+            FP_PREFETCH((const char*)(p + 8 * i) + FP_STREAM_AHEAD + k);           \
         for (k = 0; k < 4; k++) {                                                  \
             memcpy(&v, p + 8 * (i + k), sizeof v);                                 \
             mask = (VI)(v CMP m[k]);                                               \

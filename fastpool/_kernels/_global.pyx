@@ -16,11 +16,12 @@ from libc.math cimport NAN
 
 cimport numpy as cnp
 
-from ._common cimport Dir, MaxTag, MinTag, T, highest, lowest, select
+from ._common cimport Dir, MaxTag, MinTag, T, fp_prefetch, highest, lowest, select
 
 cnp.import_array()
 
 cdef extern from "_fastpool.h":
+    int FP_STREAM_AHEAD
     void fp_lanes_max_f32(const float* p, Py_ssize_t blocks, float* lanes,
                           int* nans) noexcept nogil
     void fp_lanes_min_f32(const float* p, Py_ssize_t blocks, float* lanes,
@@ -80,6 +81,9 @@ cdef void block_sum(const T* p, Py_ssize_t n, int64_t s, bint omit, bint has_nd,
         elif s == 1:
             for i in range(m // SUM_LANES):
                 q = p + i * SUM_LANES
+                fp_prefetch(<const char*>q + FP_STREAM_AHEAD)
+                if sizeof(T) == 8:
+                    fp_prefetch(<const char*>q + FP_STREAM_AHEAD + 64)
                 for j in range(SUM_LANES):
                     if T is float or T is double:
                         fa[j] += <double>q[j]
