@@ -35,6 +35,8 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 DOCS_PAGE = os.path.join(os.path.dirname(HERE), "docs", "benchmarks.md")
+# The pages whose marked tables --update-docs rewrites.
+DOCS_PAGES = [DOCS_PAGE, os.path.join(os.path.dirname(HERE), "README.md")]
 
 MARKS = {"dtype": "‡", "lsb": "†", "other": "§", "ties": "¶", "MISMATCH": "!"}
 LEGEND = {"‡": "‡ another output dtype (equal after rounding)", "†": "† integer results within 1",
@@ -205,7 +207,9 @@ def main(argv=None):
                       help="rewrite the marked tables of the docs page from the results folder")
     mode.add_argument("--check-docs", action="store_true",
                       help="exit with status 1 if the docs page's tables differ from the results")
-    parser.add_argument("--docs", default=DOCS_PAGE, help="the page (default: docs/benchmarks.md)")
+    parser.add_argument("--docs", action="append",
+                        help="a page with marked tables (default: docs/benchmarks.md and "
+                             "README.md; may be given more than once)")
     parser.add_argument("--results", default=RESULTS, help="the JSON folder (default: benchmarks/results)")
     args = parser.parse_args(argv)
     if not (args.update_docs or args.check_docs):
@@ -216,23 +220,31 @@ def main(argv=None):
         return 0
     if args.json is not None:
         parser.error("--update-docs / --check-docs read the results folder, not a file")
-    with open(args.docs, encoding="utf-8") as f:
+    status = 0
+    for page in args.docs or DOCS_PAGES:
+        status = max(status, _update_page(page, args.results, args.check_docs))
+    return status
+
+
+def _update_page(page, results, check):
+    """Rewrite (or, with ``check``, compare) the marked tables of one page."""
+    with open(page, encoding="utf-8") as f:
         old = f.read()
     names = list(doc_tables(old))
     if not names:
-        sys.exit(f"{args.docs}: no <!-- table: NAME --> ... <!-- /table --> markers")
-    new = update_docs(old, args.results)
-    if args.check_docs:
+        sys.exit(f"{page}: no <!-- table: NAME --> ... <!-- /table --> markers")
+    new = update_docs(old, results)
+    if check:
         if new != old:
             sys.stdout.writelines(difflib.unified_diff(
-                old.splitlines(True), new.splitlines(True), args.docs, "rendered from " + args.results))
+                old.splitlines(True), new.splitlines(True), page, "rendered from " + results))
             return 1
-        print(f"{args.docs}: the tables {', '.join(names)} match {args.results}")
+        print(f"{page}: the tables {', '.join(names)} match {results}")
         return 0
     if new != old:
-        with open(args.docs, "w", encoding="utf-8") as f:
+        with open(page, "w", encoding="utf-8") as f:
             f.write(new)
-    print(f"{args.docs}: {'updated' if new != old else 'unchanged'} ({', '.join(names)})")
+    print(f"{page}: {'updated' if new != old else 'unchanged'} ({', '.join(names)})")
     return 0
 
 

@@ -57,19 +57,20 @@ def synthetic_scaling():
 # --------------------------------------------------------------------------- tables
 
 
-def test_docs_tables_are_rendered_from_the_committed_json():
-    text = DOCS_PAGE.read_text(encoding="utf-8")
+@pytest.mark.parametrize("page", [DOCS_PAGE, ROOT / "README.md"], ids=lambda p: p.name)
+def test_docs_tables_are_rendered_from_the_committed_json(page):
+    text = page.read_text(encoding="utf-8")
     tables = table.doc_tables(text)
     assert list(tables) == TABLES
     for name in TABLES:
         data = json.loads((RESULTS / f"{name}.json").read_text(encoding="utf-8"))
         expected = table.render(data)
         assert tables[name] == expected, (
-            f"docs/benchmarks.md's table {name!r} differs from benchmarks/results/{name}.json: "
+            f"{page.name}'s table {name!r} differs from benchmarks/results/{name}.json: "
             "run python benchmarks/table.py --update-docs")
         assert table.machine(data["environment"]) in expected
     assert table.update_docs(text) == text
-    assert table.main(["--check-docs"]) == 0
+    assert table.main(["--check-docs", "--docs", str(page)]) == 0
 
 
 def test_update_docs_rewrites_only_between_the_markers(tmp_path):
