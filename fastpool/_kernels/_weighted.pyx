@@ -272,15 +272,8 @@ cdef void reduce(const Spec* sp, double* V, double* Wt, Py_ssize_t n, Py_ssize_t
                 b[i] = 1.0
             for s in range(n):
                 v = V + s * st
-                if p == 2.0:
-                    for i in range(nl):
-                        res[i] += v[i] * v[i]
-                elif p == 3.0:
-                    for i in range(nl):
-                        res[i] += (v[i] * v[i]) * v[i]
-                else:
-                    for i in range(nl):
-                        res[i] += (v[i] * v[i]) * (v[i] * v[i])
+                for i in range(nl):
+                    res[i] += small_power(v[i], p)
         elif p == 2.0 or p == 3.0 or p == 4.0:
             # Small integer powers first unscaled, tracking each window's
             # largest magnitude; only windows where x**p could leave the normal
@@ -619,15 +612,8 @@ cdef bint power_spans(const Geom* g, const Spec* sp, const Row* row, Py_ssize_t 
         if has_nd:
             for c in range(span):
                 bad = bad | (xb[base + c * g.sc] == nd)
-        if p == 2.0:
-            for c in range(span):
-                xr[c] = xr[c] * xr[c]
-        elif p == 3.0:
-            for c in range(span):
-                xr[c] = (xr[c] * xr[c]) * xr[c]
-        else:
-            for c in range(span):
-                xr[c] = (xr[c] * xr[c]) * (xr[c] * xr[c])
+        for c in range(span):
+            xr[c] = small_power(xr[c], p)
     if bad:
         return False
     for i in range(nl):
