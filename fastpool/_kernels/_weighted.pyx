@@ -499,6 +499,23 @@ cdef void scalar_column(const Geom* g, const Spec* sp, const Row* row, Py_ssize_
         put(row.op, w * os, as_double, scratch[0], nd, err)
 
 
+cdef inline bint load_span(const T* src, int64_t step, Py_ssize_t span, double* xr,
+                           bint has_nd, T nd) noexcept nogil:
+    """One window row's span ``src[c * step]``, ``c < span``, as doubles into
+    ``xr``; True where it holds a NaN or nodata."""
+    cdef Py_ssize_t c
+    cdef bint bad = False
+    for c in range(span):
+        xr[c] = <double>src[c * step]
+    if T is float or T is double:
+        for c in range(span):
+            bad = bad | (xr[c] != xr[c])
+    if has_nd:
+        for c in range(span):
+            bad = bad | (src[c * step] == nd)
+    return bad
+
+
 cdef bint softmax_spans(const Geom* g, const Spec* sp, const Row* row, Py_ssize_t c0,
                         Py_ssize_t nl, double* X, double* E, double* res, double* se,
                         char* flags, bint has_nd, T nd) noexcept nogil:
@@ -527,14 +544,7 @@ cdef bint softmax_spans(const Geom* g, const Spec* sp, const Row* row, Py_ssize_
         base = row.roff[r] + (c0 * g.s - g.p) * g.sc
         xr = X + r * span
         er = E + r * span
-        for c in range(span):
-            xr[c] = <double>xb[base + c * g.sc]
-        if T is float or T is double:
-            for c in range(span):
-                bad = bad | (xr[c] != xr[c])
-        if has_nd:
-            for c in range(span):
-                bad = bad | (xb[base + c * g.sc] == nd)
+        bad = load_span(xb + base, g.sc, span, xr, has_nd, nd) or bad
         if sp.method == M_SOFT:
             for c in range(span):
                 er[c] = beta * xr[c]
@@ -604,14 +614,7 @@ cdef bint power_spans(const Geom* g, const Spec* sp, const Row* row, Py_ssize_t 
     for r in range(row.nrows):
         base = row.roff[r] + (c0 * g.s - g.p) * g.sc
         xr = X + r * span
-        for c in range(span):
-            xr[c] = <double>xb[base + c * g.sc]
-        if T is float or T is double:
-            for c in range(span):
-                bad = bad | (xr[c] != xr[c])
-        if has_nd:
-            for c in range(span):
-                bad = bad | (xb[base + c * g.sc] == nd)
+        bad = load_span(xb + base, g.sc, span, xr, has_nd, nd) or bad
         for c in range(span):
             xr[c] = small_power(xr[c], p)
     if bad:
