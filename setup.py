@@ -39,7 +39,7 @@ EXTENSIONS = ["_openmp", "_extremum", "_sums", "_order", "_unpool", "_weighted",
               "_grad"]
 # Also built with -mavx2 as <name>_avx2 (chosen at import where the CPU has AVX2).
 # No -mfma: contracting a*b+c would change float results between the builds.
-AVX2_EXTENSIONS = ["_extremum", "_sums", "_order", "_weighted", "_global"]
+AVX2_EXTENSIONS = ["_extremum", "_sums", "_order", "_weighted", "_global", "_grad"]
 # For the float64 reducers of the weighted family: no FP exception traps and no
 # errno, so gcc may evaluate both arms of a select (the clamps of fp_exp) and
 # inline sqrt, and the loops vectorise.  Neither changes a single result bit.

@@ -69,10 +69,25 @@ class _Backward:
         # grad_shape: the forward result's shape from the pooled one, where the
         # forward reshapes it (catavgmax)
         shape = call.out_shape if grad_shape is None else grad_shape(call)
-        self.g = grad_output_array(grad_output, shape)
+        self.grad_output = checked_grad_output(grad_output, shape)
+        self._g = None
         self.dtype = np.dtype(np.float32 if call.x.dtype == np.float32 else np.float64)
         self.output = output
         self.input = input
+
+    @property
+    def g(self):
+        """``grad_output`` as a C-contiguous float64 array (made on first use)."""
+        if self._g is None:
+            self._g = S.aligned_c(self.grad_output, np.float64)
+        return self._g
+
+    def g_native(self):
+        """``grad_output`` for the kernels that also read float32: as it is where
+        it and the gradient are float32 (no float64 copy), else :attr:`g`."""
+        if self.dtype == np.float32 and self.grad_output.dtype == np.float32:
+            return S.aligned_c(self.grad_output)
+        return self.g
 
     def window_array(self, dtype=np.float64):
         return np.empty(self.call.out_shape, dtype=dtype)
@@ -188,15 +203,21 @@ def _as_kernel_dtype(values, dtype):
     return values.astype(dtype, copy=False)
 
 
-def grad_output_array(grad_output, shape):
-    """``grad_output`` as a C-contiguous float64 array of the forward result's shape."""
+def checked_grad_output(grad_output, shape):
+    """``grad_output`` as an array, checked to be real and of the forward result's
+    shape."""
     g = np.asarray(grad_output)
     if g.dtype.kind not in "biuf":
         raise TypeError(f"grad_output must be a real array, got dtype {g.dtype}")
     if g.shape != tuple(shape):
         raise ValueError(f"grad_output has shape {g.shape}; the forward result has "
                          f"shape {tuple(shape)}")
-    return S.aligned_c(g, np.float64)
+    return g
+
+
+def grad_output_array(grad_output, shape):
+    """``grad_output`` as a C-contiguous float64 array of the forward result's shape."""
+    return S.aligned_c(checked_grad_output(grad_output, shape), np.float64)
 
 
 def _divide(g, a):
@@ -228,6 +249,8 @@ def _extremum(is_min):
     def backward(grad_output, input, output=None, return_indices=False, **kw):
         bw = _Backward(grad_output, input, output=output, **kw)
         dx = _disjoint(bw, is_min=is_min)
+        if dx is None:
+            dx = _overlap(bw, is_min)
         if dx is not None:
             return dx
         return bw.gather(_KIND.K_LINEAR, g_sel=bw.g, **_selection(bw, is_min))
@@ -252,11 +275,26 @@ def _disjoint(bw, factors=None, is_min=False, beta=None):
                 and math.prod(w.width for w in call.windows) > _SOFT_WINDOW)):
         return None
     dx = bw.result(zeroed=not covering)
-    g = bw.g if factors is None else np.ascontiguousarray(factors, dtype=np.float64)
+    g = bw.g_native() if factors is None else np.ascontiguousarray(factors,
+                                                                   dtype=np.float64)
     for xv, dxv, gv in call.views(dx, g):
         _kernel.disjoint(call.tag, xv, dxv, gv, *call.geometry_args, mode, is_min,
                          omit=call.omit, beta=1.0 if beta is None else beta,
                          cval=call.cval, nthreads=call.nthreads)
+    return bw.finish(dx)
+
+
+def _overlap(bw, is_min):
+    """Max (min) pooling's gradient over two pooled axes in one pass (no index
+    array, no lists), where the windows overlap; None elsewhere (and with
+    nodata)."""
+    call = bw.call
+    if len(call.windows) != 2 or call.nodata is not None:
+        return None
+    dx = bw.result()
+    for xv, dxv, gv in call.views(dx, bw.g_native()):
+        _kernel.overlap(call.tag, xv, dxv, gv, *call.geometry_args, is_min,
+                        omit=call.omit, cval=call.cval, nthreads=call.nthreads)
     return bw.finish(dx)
 
 

@@ -1176,3 +1176,94 @@ def test_one_pass_blocks_are_bitwise_across_layouts(name):
     for layout in (x, np.asfortranarray(x)):
         got = getattr(fastpool.grad, name)(g, layout, 2, axes=(1, 2))
         assert np.array_equal(got, want)
+
+
+OVERLAP_CASES = [
+    # (shape, size, stride, padding, dilation, ceil_mode, mode, nan_policy)
+    ((2, 21, 8197), 3, 2, 1, 1, False, "ignore", "propagate"),
+    ((1, 19, 8195), (3, 2), (2, 1), (1, 0), 1, True, "reflect", "omit"),
+    ((2, 17, 8193), 3, 1, 1, (1, 2), False, "wrap", "propagate"),
+    ((1, 23, 8194), (4, 3), (3, 2), (2, 1), 1, True, "constant", "propagate"),
+    ((1, 13, 8200), 5, 2, 2, 1, False, "nearest", "omit"),
+    ((3, 9, 40), 3, 2, 1, 1, True, "mirror", "propagate"),
+]
+
+
+@pytest.mark.parametrize("is_min", [False, True])
+@pytest.mark.parametrize("case", range(len(OVERLAP_CASES)))
+def test_overlapping_extremum_bands_equal_the_gather(case, is_min, monkeypatch):
+    """Max and min gradients over two axes with overlapping windows take one pass
+    over bands of input rows (rows this wide make several bands per image): bitwise
+    the same as the index-and-gather path for every mode and NaN policy, with ties,
+    NaN, a cval that wins, float32 and float64 gradients, a strided result and 1 or
+    2 threads."""
+    shape, size, stride, padding, dilation, ceil, mode, nan_policy = OVERLAP_CASES[case]
+    rng = np.random.default_rng([77, case, is_min])
+    x = np.round(rng.standard_normal(shape) * 3)          # many ties
+    x[rng.random(shape) < 0.01] = np.nan
+    x[:, 5:7, 100:104] = np.nan                           # all-NaN windows
+    kw = dict(size=size, stride=stride, padding=padding, dilation=dilation,
+              ceil_mode=ceil, mode=mode, cval=5.0 if is_min else -5.0,
+              nan_policy=nan_policy, axes=(1, 2))
+    fn = fastpool.grad.min_pool if is_min else fastpool.grad.max_pool
+    for dtype in (np.float64, np.float32):
+        xd = x.astype(dtype)
+        y = (fastpool.min_pool if is_min else fastpool.max_pool)(xd, **kw)
+        g = rng.standard_normal(y.shape).astype(dtype)
+        with monkeypatch.context() as m:
+            m.setattr(fastpool.grad, "_overlap", lambda bw, is_min: None)
+            want = fn(g, xd, **kw, workers=1)
+        for workers in (1, 2):
+            got = fn(g, xd, **kw, workers=workers)
+            assert got.dtype == want.dtype
+            assert got.tobytes() == want.tobytes(), (dtype, workers)
+        out = np.full(shape[::-1], 7.0, dtype=want.dtype).T     # Fortran order
+        assert fn(g.astype(np.float64), xd[:, ::-1, :][:, ::-1, :], **kw,
+                  output=out) is out
+        assert out.tobytes(order="C") == want.tobytes()
+
+
+def test_overlapping_max_pool_vs_torch_across_bands():
+    """The one-pass overlapping max gradient against PyTorch where rows are wide
+    enough for several bands (tie-free input; PyTorch sums a cell's contributions
+    in float32, fastpool in float64)."""
+    rng = np.random.default_rng(78)
+    x = rng.permutation(2 * 3 * 19 * 8300).reshape(2, 3, 19, 8300).astype(np.float32)
+    y = F.max_pool2d(torch.from_numpy(x), 3, 2, 1)
+    g = rng.standard_normal(tuple(y.shape)).astype(np.float32)
+    want = torch_grad(lambda t: F.max_pool2d(t, 3, 2, 1), x, g)
+    got = fastpool.grad.max_pool(g, x, 3, 2, padding=1, axes=(2, 3))
+    assert_grad(got, want.astype(np.float64), np.float32)
+    np.testing.assert_array_equal(got != 0, want != 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16])
+@pytest.mark.parametrize("nan_policy", ["propagate", "omit"])
+@pytest.mark.parametrize("is_min", [False, True])
+def test_two_by_two_blocks_extremum_equals_the_gather(dtype, nan_policy, is_min,
+                                                      monkeypatch):
+    """2x2 blocks over two contiguous rows take one branch-free loop: bitwise the
+    gather path's result with ties, signed zeros, NaN (single and whole blocks),
+    odd lengths (a ceil_mode edge block), strided input and a float32 or float64
+    gradient."""
+    rng = np.random.default_rng([79, is_min, nan_policy == "omit"])
+    x = rng.choice(np.array([-1.0, -0.0, 0.0, 2.0, 3.0]), (4, 9, 135))
+    if np.dtype(dtype).kind == "f":
+        x[rng.random(x.shape) < 0.05] = np.nan
+        x[:, 2:4, 10:14] = np.nan
+    x = x.astype(dtype) if np.dtype(dtype).kind == "f" else np.nan_to_num(x).astype(dtype)
+    fn = fastpool.grad.min_pool if is_min else fastpool.grad.max_pool
+    for xv in (x, x[:, :, ::-1], np.asfortranarray(x)):
+        for ceil in (False, True):
+            kw = dict(size=2, ceil_mode=ceil, nan_policy=nan_policy, axes=(1, 2))
+            y = (fastpool.min_pool if is_min else fastpool.max_pool)(xv, **kw)
+            for gdt in (np.float32, np.float64):
+                g = rng.standard_normal(y.shape).astype(gdt)
+                with monkeypatch.context() as m:
+                    m.setattr(fastpool.grad, "_disjoint", lambda *a, **k: None)
+                    m.setattr(fastpool.grad, "_overlap", lambda *a, **k: None)
+                    want = fn(g, xv, **kw)
+                got = fn(g, xv, **kw)
+                assert got.dtype == want.dtype
+                assert np.ascontiguousarray(got).tobytes() == \
+                    np.ascontiguousarray(want).tobytes(), (ceil, gdt)

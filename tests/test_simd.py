@@ -126,6 +126,42 @@ def test_global_and_pyramid_avx2_equal_baseline_bitwise(monkeypatch, dtype):
 
 
 @avx2
+@pytest.mark.parametrize("dtype", ["uint8", "int16", "float32", "float64"])
+def test_gradients_avx2_equal_baseline_bitwise(monkeypatch, dtype):
+    """fastpool.grad's kernels: the 2x2 blocks' extremum loop, the one-pass
+    overlapping extremum, the disjoint means and SoftPool, and the gather."""
+    rng = np.random.default_rng(12)
+    if np.dtype(dtype).kind == "f":
+        x = np.round(rng.standard_normal((3, 22, 150)) * 4).astype(dtype)
+        x[rng.random(x.shape) < 0.03] = np.nan
+    else:
+        x = rng.integers(0, 9, (3, 22, 150)).astype(dtype)
+    calls = []
+    for fn in (fastpool.grad.max_pool, fastpool.grad.min_pool):
+        for kw in (dict(size=2), dict(size=2, nan_policy="omit"),
+                   dict(size=3, stride=2, padding=1),
+                   dict(size=3, stride=2, padding=1, mode="reflect", nan_policy="omit")):
+            calls.append((fn, kw))
+    calls += [(fastpool.grad.avg_pool, dict(size=2)),
+              (fastpool.grad.avg_pool, dict(size=3, stride=2, padding=1)),
+              (fastpool.grad.soft_pool, dict(size=2)),
+              (fastpool.grad.lp_pool, dict(size=3, stride=2))]
+    for fn, kw in calls:
+        results = {}
+        for variant in ("baseline", "avx2"):
+            suffix = "_avx2" if variant == "avx2" else ""
+            monkeypatch.setattr(fastpool.grad, "_kernel", importlib.import_module(
+                f"fastpool._kernels._grad{suffix}"))
+            args = (2.0,) if fn is fastpool.grad.lp_pool else ()
+            y = getattr(fastpool, fn.__name__)(np.abs(x) if args else x, *args,
+                                               axes=(1, 2), **kw)
+            g = np.cos(np.arange(y.size)).reshape(y.shape).astype(y.dtype)
+            results[variant] = fn(g, np.abs(x) if args else x, *args, axes=(1, 2),
+                                  **kw).tobytes()
+        assert results["baseline"] == results["avx2"], (fn.__name__, kw)
+
+
+@avx2
 def test_avx512_loops_equal_avx2_bitwise(tmp_path):
     """Where the CPU has AVX-512, the AVX2 build runs 512-bit loops for 2x2 means
     and 3x3/2 float32 medians; FASTPOOL_SIMD=avx2 keeps them off.  Both give the

@@ -32,6 +32,57 @@ static inline T fp_min_omit_##S(T a, T v) { return (v < a || a != a) ? v : a; }
 FP_EXTREMA(float, f32)
 FP_EXTREMA(double, f64)
 
+/* Max (min) pooling's gradient over 2x2 blocks of two contiguous rows (p0, p1;
+   results q0, q1; g[i] the gradient of block i): the block's first extremum in C
+   order (the first NaN under 'propagate'; under 'omit' NaN is skipped and an
+   all-NaN block sends nothing) gets g[i], the other three 0.  The first sample
+   equal to the extremum is that sample.  The gradient goes out through bit
+   masks, not selects: gcc's jump threading turned the selects into branches
+   and the loop did not vectorise (Cython's control flow did not either). */
+#if defined(__GNUC__)
+typedef unsigned int __attribute__((may_alias)) fp_bits32;
+typedef unsigned long long __attribute__((may_alias)) fp_bits64;
+#else
+typedef unsigned int fp_bits32;
+typedef unsigned long long fp_bits64;
+#endif
+#define FP_BLOCK_LOOP(T, U, EXT, NANHIT)                                      \
+    for (ptrdiff_t i = 0; i < n; i++) {                                       \
+        T a = p0[2 * i], b = p0[2 * i + 1], c = p1[2 * i], d = p1[2 * i + 1]; \
+        T m = EXT(a, b);                                                      \
+        m = EXT(m, c);                                                        \
+        m = EXT(m, d);                                                        \
+        U ea = -(U)((a == m) | NANHIT(a)), eb = -(U)((b == m) | NANHIT(b));   \
+        U ec = -(U)((c == m) | NANHIT(c)), ed = -(U)((d == m) | NANHIT(d));   \
+        U gv = gb[i];                                                         \
+        o0[2 * i] = gv & ea;                                                  \
+        o0[2 * i + 1] = gv & eb & ~ea;                                        \
+        o1[2 * i] = gv & ec & ~(ea | eb);                                     \
+        o1[2 * i + 1] = gv & ed & ~(ea | eb | ec);                            \
+    }
+#define FP_NAN_HIT(v) ((v) != (v))
+#define FP_NO_HIT(v) 0
+/* fp_max_prop & co. with | for ||: no control flow in the loop */
+#define FP_BMAX_PROP(a, v) ((((v) > (a)) | ((v) != (v))) ? (v) : (a))
+#define FP_BMIN_PROP(a, v) ((((v) < (a)) | ((v) != (v))) ? (v) : (a))
+#define FP_BMAX_OMIT(a, v) ((((v) > (a)) | ((a) != (a))) ? (v) : (a))
+#define FP_BMIN_OMIT(a, v) ((((v) < (a)) | ((a) != (a))) ? (v) : (a))
+#define FP_EXTREMUM_BLOCKS(T, U, S)                                           \
+static inline void fp_extremum_blocks_##S(                                    \
+        const T* restrict p0, const T* restrict p1, T* restrict q0,           \
+        T* restrict q1, const T* restrict g, ptrdiff_t n, int is_min,         \
+        int omit) {                                                           \
+    U* restrict o0 = (U*)q0;                                                  \
+    U* restrict o1 = (U*)q1;                                                  \
+    const U* restrict gb = (const U*)g;                                       \
+    if (is_min && omit) { FP_BLOCK_LOOP(T, U, FP_BMIN_OMIT, FP_NO_HIT) }      \
+    else if (is_min) { FP_BLOCK_LOOP(T, U, FP_BMIN_PROP, FP_NAN_HIT) }        \
+    else if (omit) { FP_BLOCK_LOOP(T, U, FP_BMAX_OMIT, FP_NO_HIT) }           \
+    else { FP_BLOCK_LOOP(T, U, FP_BMAX_PROP, FP_NAN_HIT) }                    \
+}
+FP_EXTREMUM_BLOCKS(float, fp_bits32, f32)
+FP_EXTREMUM_BLOCKS(double, fp_bits64, f64)
+
 /* Whether a or b is NaN, in one unordered comparison. */
 #define FP_UNORDERED(a, b) __builtin_isunordered(a, b)
 

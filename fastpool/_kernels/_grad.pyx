@@ -319,9 +319,11 @@ cdef int stats_engine(const Geom* g, const Params* sp, const T* x, const char* w
                         sel[bi * g.out_stride[0] + oo + (w + i) * os] = (
                             F[LT[i]] + (w + i) * g.s)
                     w = w + nl
-            for w in range(g.W):
-                if lo <= w < hi:
-                    continue
+            w = -1
+            while True:
+                w = next_edge_window(w, lo, hi)
+                if w >= g.W:
+                    break
                 saw_nan = False
                 n = window_samples(g, w, nrows, roff, rflat, rpos, rcv,
                                    x + bi * g.in_stride[0],
@@ -933,11 +935,39 @@ cdef void extremum_taps_as(const Geom* g, const T* xb, const int64_t* roff,
                     M[i] = p[i * step]
                     S[i] = 0
                 continue
+            if step == 2:
+                # 2x2 blocks: a constant stride, so the loads vectorise too
+                for i in range(nl):
+                    v = p[2 * i]
+                    hit = replaces(v, M[i], Dir is MinTag, NanTag is OmitTag)
+                    M[i] = select(hit, v, M[i])
+                    S[i] = tap if hit else S[i]
+                continue
             for i in range(nl):
                 v = p[i * step]
                 hit = replaces(v, M[i], Dir is MinTag, NanTag is OmitTag)
                 M[i] = select(hit, v, M[i])
                 S[i] = tap if hit else S[i]
+
+
+cdef extern from "_fastpool.h":
+    void fp_extremum_blocks_f32(const float* p0, const float* p1, float* q0, float* q1,
+                                const float* g, Py_ssize_t n, bint is_min,
+                                bint omit) noexcept nogil
+    void fp_extremum_blocks_f64(const double* p0, const double* p1, double* q0,
+                                double* q1, const double* g, Py_ssize_t n, bint is_min,
+                                bint omit) noexcept nogil
+
+
+cdef inline void extremum_blocks(const T* p0, const T* p1, F* q0, F* q1, const F* GL,
+                                 Py_ssize_t nl, bint is_min, bint omit) noexcept nogil:
+    """2x2 blocks of two contiguous rows: each block's gradient to its first
+    extremum, 0 to the other three, in one vectorised loop (float and double
+    input, gradient of the same type)."""
+    if T is float and F is float:
+        fp_extremum_blocks_f32(p0, p1, q0, q1, GL, nl, is_min, omit)
+    elif T is double and F is double:
+        fp_extremum_blocks_f64(p0, p1, q0, q1, GL, nl, is_min, omit)
 
 
 cdef void first_extremum_taps(const Geom* g, const T* xb, const int64_t* roff,
@@ -959,7 +989,66 @@ cdef void first_extremum_taps(const Geom* g, const T* xb, const int64_t* roff,
         extremum_taps_as(g, xb, roff, nrows, c0, nl, M, S, mx, prop)
 
 
-cdef void disjoint_row(const Geom* g, const T* xb, F* db, const double* gb,
+cdef bint first_extremum_at(const Geom* g, const T* xb, const int64_t* roff,
+                            const char* rcv, Py_ssize_t nrows, Py_ssize_t w,
+                            bint is_min, bint omit, T cval, Py_ssize_t* best_r,
+                            Py_ssize_t* best_j) noexcept nogil:
+    """The window row ``best_r`` and tap ``best_j`` of window ``w``'s first
+    extremum, through the tables (any window); False where there is none that
+    receives a gradient: all samples missing, or a cval sample wins."""
+    cdef const int64_t* tab = g.tables + g.tab_off[g.d - 1] + w * g.k
+    cdef Py_ssize_t r, j
+    cdef int64_t e
+    cdef T v, best = 0
+    cdef bint have = False, best_cval = False, is_cval
+    for r in range(nrows):
+        for j in range(g.k):
+            e = tab[j]
+            if e == EXCLUDED:
+                continue
+            is_cval = e < EXCLUDED or rcv[r]
+            if e < EXCLUDED:
+                e = -2 - e
+            v = cval if is_cval else xb[roff[r] + e * g.sc]
+            if omit and v != v:
+                continue
+            if not have or replaces(v, best, is_min, False):
+                have = True
+                best = v
+                best_r[0] = r
+                best_j[0] = j
+                best_cval = is_cval
+    return have and not best_cval
+
+
+cdef inline Py_ssize_t next_edge_window(Py_ssize_t w, Py_ssize_t lo,
+                                        Py_ssize_t hi) noexcept nogil:
+    """The window after ``w`` outside the interior ``[lo, hi)``: the loops over
+    them jump the interior (a skipped iteration still cost the pointer updates
+    the compiler hoisted, 6 cycles a window)."""
+    w = w + 1
+    return hi if lo <= w < hi else w
+
+
+cdef inline double grad_at(const char* gb, bint g32, int64_t i) noexcept nogil:
+    """Element ``i`` of ``grad_output``, held as float32 (``g32``) or float64:
+    float32 gradients of float32 input are read as they are, not copied."""
+    return (<const float*>gb)[i] if g32 else (<const double*>gb)[i]
+
+
+cdef inline void load_grads(const char* gb, bint g32, int64_t os, Py_ssize_t n,
+                            F* out) noexcept nogil:
+    """``n`` gradients ``os`` elements apart, the dtype test out of the loop."""
+    cdef Py_ssize_t i
+    if g32:
+        for i in range(n):
+            out[i] = <F>(<const float*>gb)[i * os]
+    else:
+        for i in range(n):
+            out[i] = <F>(<const double*>gb)[i * os]
+
+
+cdef void disjoint_row(const Geom* g, const T* xb, F* db, const char* gb, bint g32,
                        const int64_t* roff, const int64_t* droff, int64_t dsc,
                        const char* rcv, Py_ssize_t nrows,
                        bint linear, bint is_min, bint omit, T cval, T* M, int32_t* S,
@@ -992,8 +1081,7 @@ cdef void disjoint_row(const Geom* g, const T* xb, F* db, const double* gb,
     w = lo
     while w < hi:
         nl = min(<Py_ssize_t>64, hi - w)
-        for i in range(nl):
-            GLl[i] = <F>gb[(w + i) * os]
+        load_grads(gb + (w * os << (2 if g32 else 3)), g32, os, nl, GLl)
         if linear and pairs:
             for r in range(nrows):
                 q = db + droff[r] + (w * st - pad)
@@ -1008,6 +1096,13 @@ cdef void disjoint_row(const Geom* g, const T* xb, F* db, const double* gb,
                     q = db + droff[r] + (w * st - pad + j * dil) * dsc
                     for i in range(nl):
                         q[i * dstep] = GLl[i]
+            w = w + nl
+            continue
+        if pairs and nrows == 2 and ((T is float and F is float)
+                                     or (T is double and F is double)):
+            extremum_blocks(xb + roff[0] + (w * st - pad), xb + roff[1] + (w * st - pad),
+                            db + droff[0] + (w * st - pad), db + droff[1] + (w * st - pad),
+                            GLl, nl, is_min, omit)
             w = w + nl
             continue
         first_extremum_taps(g, xb, roff, nrows, w, nl, is_min, omit, Ml, Sl)
@@ -1033,10 +1128,12 @@ cdef void disjoint_row(const Geom* g, const T* xb, F* db, const double* gb,
                 for i in range(nl):
                     q[i * dstep] = GLl[i] if Sl[i] == tap else 0
         w = w + nl
-    for w in range(g.W):
-        if lo <= w < hi:
-            continue
-        gv = gb[w * os]
+    w = -1
+    while True:
+        w = next_edge_window(w, lo, hi)
+        if w >= g.W:
+            break
+        gv = grad_at(gb, g32, w * os)
         if linear:
             for r in range(nrows):
                 if rcv[r]:
@@ -1046,29 +1143,9 @@ cdef void disjoint_row(const Geom* g, const T* xb, F* db, const double* gb,
                     if e >= 0:
                         db[droff[r] + e * dsc] = <F>gv
             continue
-        have = False
-        best_r = -1
-        best_j = -1
-        best_cval = False
-        best = 0
-        for r in range(nrows):
-            for j in range(g.k):
-                e = tab[w * g.k + j]
-                if e == EXCLUDED:
-                    continue
-                is_cval = e < EXCLUDED or rcv[r]
-                if e < EXCLUDED:
-                    e = -2 - e
-                v = cval if is_cval else xb[roff[r] + e * sc]
-                if omit and v != v:
-                    continue
-                if not have or replaces(v, best, is_min, False):
-                    have = True
-                    best = v
-                    best_r = r
-                    best_j = j
-                    best_cval = is_cval
-        gv = gb[w * os]
+        if not first_extremum_at(g, xb, roff, rcv, nrows, w, is_min, omit, cval,
+                                 &best_r, &best_j):
+            best_r = -1
         for r in range(nrows):
             if rcv[r]:
                 continue
@@ -1076,15 +1153,15 @@ cdef void disjoint_row(const Geom* g, const T* xb, F* db, const double* gb,
                 e = tab[w * g.k + j]
                 if e < 0:
                     continue
-                db[droff[r] + e * dsc] = <F>(gv if (r == best_r and j == best_j
-                                                   and not best_cval) else 0.0)
+                db[droff[r] + e * dsc] = <F>(gv if (r == best_r and j == best_j)
+                                             else 0.0)
 
 
 cdef enum:
     SOFT_WINDOW = 64   # the largest window the one-pass SoftPool gradient holds
 
 
-cdef void disjoint_soft_row(const Geom* g, const T* xb, F* db, const double* gb,
+cdef void disjoint_soft_row(const Geom* g, const T* xb, F* db, const char* gb, bint g32,
                             const int64_t* roff, const int64_t* droff, int64_t dsc,
                             const char* rcv, Py_ssize_t nrows,
                             double beta, T cval) noexcept nogil:
@@ -1125,17 +1202,18 @@ cdef void disjoint_soft_row(const Geom* g, const T* xb, F* db, const double* gb,
             total += V[i]
             out += V[i] * X[i]
         out = out / total
-        gv = gb[w * os] / total
+        gv = grad_at(gb, g32, w * os) / total
         for i in range(n):
             if OFF[i] >= 0:
                 db[OFF[i]] = <F>(NAN if nan else gv * V[i] * (1.0 + beta * (X[i] - out)))
 
 
 cdef int disjoint_engine(const Geom* g, const Geom* gd, const T* x, F* dx,
-                         const double* gout, int mode, bint is_min, bint omit,
+                         const char* gout, bint g32, int mode, bint is_min, bint omit,
                          double beta, T cval, int nthreads) noexcept nogil:
     cdef Py_ssize_t total = g.nbatch * g.nrows_out, t, bi, orow, nrows
     cdef int64_t oo, io, oo2, io2
+    cdef int gshift = 2 if g32 else 3
     cdef Py_ssize_t rb = ((max(g.max_rows, 1) * 8) + 63) & ~(<Py_ssize_t>63)
     cdef Py_ssize_t per_thread = 4 * rb + 64 * 24
     cdef char* scratch = <char*>aligned_alloc(64, per_thread * nthreads)
@@ -1170,14 +1248,214 @@ cdef int disjoint_engine(const Geom* g, const Geom* gd, const T* x, F* dx,
             collect_rows(gd, orow, droff, rflat, rcv, &oo2, &io2)
             if mode == D_SOFT:
                 disjoint_soft_row(g, x + bi * g.in_stride[0], dx + bi * gd.in_stride[0],
-                                  gout + bi * g.out_stride[0] + oo, roff, droff,
-                                  gd.sc, rcv, nrows, beta, cval)
+                                  gout + ((bi * g.out_stride[0] + oo) << gshift), g32,
+                                  roff, droff, gd.sc, rcv, nrows, beta, cval)
                 continue
             disjoint_row(g, x + bi * g.in_stride[0], dx + bi * gd.in_stride[0],
-                         gout + bi * g.out_stride[0] + oo, roff, droff, gd.sc, rcv, nrows,
-                         mode == D_LINEAR, is_min, omit, cval, LM, LS, GL)
+                         gout + ((bi * g.out_stride[0] + oo) << gshift), g32, roff, droff,
+                         gd.sc, rcv, nrows, mode == D_LINEAR, is_min, omit, cval, LM, LS, GL)
     free(scratch)
     return 0
+
+
+# --------------------------------------------------------------------------- overlap
+
+cdef enum:
+    BAND_BYTES = 262144   # a task's float64 accumulator rows: a share of L2
+
+
+cdef void overlap_row(const Geom* g, const T* xb, const char* gb, bint g32,
+                      const int64_t* roff, const int64_t* rflat, const char* rcv,
+                      Py_ssize_t nrows, int64_t r0, int64_t r1, double* acc,
+                      int64_t accw, int64_t* tap_off, char* tap_in, bint is_min,
+                      bint omit, T cval, T* M, int32_t* S, double* GL) noexcept nogil:
+    """Adds the gradient of each window of one output row (2-D pooling) to the
+    cell of its first extremum, where that cell lies in the input rows
+    ``[r0, r1)`` (``acc``: those rows, ``accw`` cells each): the interior
+    windows in order, then the others in order, as the gather adds them."""
+    cdef const int64_t* tab = g.tables + g.tab_off[g.d - 1]
+    cdef int64_t os = g.out_stride[g.d], st = g.s, row
+    cdef int gshift = 2 if g32 else 3
+    cdef Py_ssize_t w, r, j, i, nl, lo = g.lo, hi = g.hi
+    cdef bint any_cval = False
+    cdef int32_t tap
+    for r in range(nrows):
+        any_cval = any_cval or rcv[r]
+        row = rflat[r] - r0
+        for j in range(g.k):
+            # the interior windows' taps: accumulator offset less the window's start
+            tap_in[r * g.k + j] = (not rcv[r]) and 0 <= row < r1 - r0
+            tap_off[r * g.k + j] = row * accw + j * g.dil - g.p
+    if any_cval:
+        lo = 0
+        hi = 0
+    w = lo
+    while w < hi:
+        nl = min(<Py_ssize_t>64, hi - w)
+        first_extremum_taps(g, xb, roff, nrows, w, nl, is_min, omit, M, S)
+        load_grads(gb + ((w * os) << gshift), g32, os, nl, GL)
+        for i in range(nl):
+            tap = S[i]
+            # an all-NaN window under 'omit' sends nothing
+            if tap_in[tap] and not (omit and M[i] != M[i]):
+                acc[tap_off[tap] + (w + i) * st] += GL[i]
+        w = w + nl
+    # then the other windows, in the order of the gather path (the same sums)
+    w = -1
+    while True:
+        w = next_edge_window(w, lo, hi)
+        if w >= g.W:
+            break
+        overlap_window(g, xb, gb, g32, roff, rflat, rcv, nrows, w, r0, r1, acc, accw,
+                       is_min, omit, cval)
+
+
+cdef inline void overlap_window(const Geom* g, const T* xb, const char* gb, bint g32,
+                                const int64_t* roff, const int64_t* rflat,
+                                const char* rcv, Py_ssize_t nrows, Py_ssize_t w,
+                                int64_t r0, int64_t r1, double* acc, int64_t accw,
+                                bint is_min, bint omit, T cval) noexcept nogil:
+    """:func:`overlap_row` for one window through the tables (padding, copies)."""
+    cdef Py_ssize_t best_r = 0, best_j = 0
+    cdef int64_t row
+    if not first_extremum_at(g, xb, roff, rcv, nrows, w, is_min, omit, cval,
+                             &best_r, &best_j):
+        return
+    row = rflat[best_r] - r0
+    if 0 <= row < r1 - r0:
+        acc[row * accw + g.tables[g.tab_off[g.d - 1] + w * g.k + best_j]] += grad_at(
+            gb, g32, w * g.out_stride[g.d])
+
+
+cdef int overlap_engine(const Geom* g, const Geom* gd, const T* x, F* dx,
+                        const char* gout, bint g32, bint is_min, bint omit, T cval,
+                        int nthreads) noexcept nogil:
+    cdef int64_t n1 = g.in_len[1], n2 = g.in_len[2], out1 = g.out_len[0]
+    cdef int64_t k1 = g.width[0]
+    cdef int64_t band = max(<int64_t>1, min(n1, BAND_BYTES // max(n2 * 8, <int64_t>1)))
+    cdef int64_t nbands = (n1 + band - 1) // band, b, o, j, e, r0, r1, r, c
+    cdef Py_ssize_t total = g.nbatch * nbands, t, bi, nrows
+    cdef int64_t oo, io
+    cdef int gshift = 2 if g32 else 3
+    cdef const int64_t* tab0 = g.tables + g.tab_off[0]
+    cdef Py_ssize_t ntaps = max(g.max_rows, 1) * g.k
+    cdef Py_ssize_t ab = ((band * n2 * 8) + 63) & ~(<Py_ssize_t>63)
+    cdef Py_ssize_t rb = ((max(g.max_rows, 1) * 8) + 63) & ~(<Py_ssize_t>63)
+    cdef Py_ssize_t tb = ((ntaps * 8) + 63) & ~(<Py_ssize_t>63)
+    cdef Py_ssize_t per_thread = ab + 3 * rb + 2 * tb + 64 * 20
+    cdef int64_t* span = <int64_t*>aligned_alloc(64, nbands * 16 + 64)
+    cdef char* scratch
+    cdef char* mine
+    cdef double* acc
+    cdef int64_t* roff
+    cdef int64_t* rflat
+    cdef char* rcv
+    cdef int64_t* tap_off
+    cdef char* tap_in
+    cdef T* LM
+    cdef int32_t* LS
+    cdef double* GL
+    cdef F* q
+    cdef bint touch
+    if span == NULL:
+        return -1
+    scratch = <char*>aligned_alloc(64, per_thread * nthreads)
+    if scratch == NULL:
+        free(span)
+        return -1
+    # The output rows whose windows read each band: [span[2b], span[2b + 1]]
+    # (a copy mode's edge rows may read far away, so from the tables).
+    for b in range(nbands):
+        span[2 * b] = out1
+        span[2 * b + 1] = -1
+    for o in range(out1):
+        for j in range(k1):
+            e = tab0[o * k1 + j]
+            if e < 0:
+                continue   # excluded, or cval: sends nothing
+            b = e // band
+            span[2 * b] = min(span[2 * b], o)
+            span[2 * b + 1] = max(span[2 * b + 1], o)
+    with parallel(num_threads=nthreads):
+        mine = scratch + threadid() * per_thread
+        acc = <double*>mine
+        roff = <int64_t*>(mine + ab)
+        rflat = <int64_t*>(mine + ab + rb)
+        rcv = mine + ab + 2 * rb
+        tap_off = <int64_t*>(mine + ab + 3 * rb)
+        tap_in = mine + ab + 3 * rb + tb
+        LM = <T*>(mine + ab + 3 * rb + 2 * tb)
+        LS = <int32_t*>(mine + ab + 3 * rb + 2 * tb + 64 * 8)
+        GL = <double*>(mine + ab + 3 * rb + 2 * tb + 64 * 12)
+        for t in prange(total, schedule="static"):
+            bi = t // nbands
+            b = t - bi * nbands
+            r0 = b * band
+            r1 = min(r0 + band, n1)
+            for c in range((r1 - r0) * n2):
+                acc[c] = 0.0
+            for o in range(span[2 * b], span[2 * b + 1] + 1):
+                oo = 0
+                io = 0
+                nrows = collect_rows(g, o, roff, rflat, rcv, &oo, &io)
+                touch = False
+                for r in range(nrows):
+                    touch = touch or (not rcv[r] and r0 <= rflat[r] < r1)
+                if touch:
+                    overlap_row(g, x + bi * g.in_stride[0],
+                                gout + ((bi * g.out_stride[0] + oo) << gshift), g32,
+                                roff, rflat, rcv, nrows, r0, r1, acc, n2, tap_off,
+                                tap_in, is_min, omit, cval, LM, LS, GL)
+            for r in range(r0, r1):
+                q = dx + bi * gd.in_stride[0] + r * gd.in_stride[1]
+                for c in range(n2):
+                    q[c * gd.sc] = <F>acc[(r - r0) * n2 + c]
+    free(scratch)
+    free(span)
+    return 0
+
+
+def overlap(const T[:] dtype_tag, cnp.ndarray x, cnp.ndarray dx, cnp.ndarray gout,
+            const int64_t[::1] tables, const int64_t[::1] tab_off,
+            const int64_t[::1] width, const int64_t[::1] out_len,
+            const int64_t[::1] interior, bint is_min=False, bint omit=False,
+            object cval=0, int nthreads=1):
+    """Max (min) pooling's gradient over two pooled axes whose windows overlap,
+    in one pass: each task owns a band of input rows (accumulated in float64),
+    finds the first extremum of every window reading it, and adds the window's
+    gradient there, windows in C order; so every cell's sum runs in one order
+    for every thread count.  ``x``, ``dx``: (batch, rows, columns) views;
+    ``gout``: float64, or float32 where ``dx`` is."""
+    if x.ndim != 3:
+        raise ValueError("fastpool: overlap takes two pooled axes")
+    cdef Geom g = make_geom(x, gout, None, tables, tab_off, width, out_len, interior)
+    cdef Geom gd = make_geom(dx, gout, None, tables, tab_off, width, out_len, interior)
+    cdef T cv = cval
+    cdef const T* xp = <const T*>cnp.PyArray_DATA(x)
+    cdef const char* gp = <const char*>cnp.PyArray_DATA(gout)
+    cdef void* dxp = cnp.PyArray_DATA(dx)
+    cdef bint f32 = dx.dtype.itemsize == 4
+    cdef bint g32 = check_grads(gout, f32)
+    cdef int rc
+    with nogil:
+        if f32:
+            rc = overlap_engine(&g, &gd, xp, <float*>dxp, gp, g32, is_min, omit, cv,
+                                nthreads)
+        else:
+            rc = overlap_engine(&g, &gd, xp, <double*>dxp, gp, g32, is_min, omit, cv,
+                                nthreads)
+    if rc:
+        raise MemoryError("fastpool: no memory for the per-thread buffers")
+
+
+cdef bint check_grads(cnp.ndarray gout, bint f32) except -1:
+    """Whether ``gout`` is float32 (allowed only where the gradient is)."""
+    if gout.dtype == np.float64:
+        return False
+    if gout.dtype == np.float32 and f32:
+        return True
+    raise TypeError(f"fastpool: grad_output as {gout.dtype} for a "
+                    f"{'float32' if f32 else 'float64'} gradient")
 
 
 def disjoint(const T[:] dtype_tag, cnp.ndarray x, cnp.ndarray dx, cnp.ndarray gout,
@@ -1187,21 +1465,22 @@ def disjoint(const T[:] dtype_tag, cnp.ndarray x, cnp.ndarray dx, cnp.ndarray go
              bint omit=False, double beta=1.0, object cval=0, int nthreads=1):
     """Gradients where no two windows share an input element, window by window,
     each writing only its own elements (see Disjoint); elements outside every
-    window are left as they are."""
+    window are left as they are.  ``gout``: float64, or float32 where ``dx`` is."""
     cdef Geom g = make_geom(x, gout, None, tables, tab_off, width, out_len, interior)
     cdef Geom gd = make_geom(dx, gout, None, tables, tab_off, width, out_len, interior)
     cdef T cv = cval
     cdef const T* xp = <const T*>cnp.PyArray_DATA(x)
-    cdef const double* gp = <const double*>cnp.PyArray_DATA(gout)
+    cdef const char* gp = <const char*>cnp.PyArray_DATA(gout)
     cdef void* dxp = cnp.PyArray_DATA(dx)
     cdef bint f32 = dx.dtype.itemsize == 4
+    cdef bint g32 = check_grads(gout, f32)
     cdef int rc
     with nogil:
         if f32:
-            rc = disjoint_engine(&g, &gd, xp, <float*>dxp, gp, mode, is_min, omit, beta,
-                                 cv, nthreads)
+            rc = disjoint_engine(&g, &gd, xp, <float*>dxp, gp, g32, mode, is_min, omit,
+                                 beta, cv, nthreads)
         else:
-            rc = disjoint_engine(&g, &gd, xp, <double*>dxp, gp, mode, is_min, omit, beta,
-                                 cv, nthreads)
+            rc = disjoint_engine(&g, &gd, xp, <double*>dxp, gp, g32, mode, is_min, omit,
+                                 beta, cv, nthreads)
     if rc:
         raise MemoryError("fastpool: no memory for the per-thread buffers")
