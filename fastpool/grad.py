@@ -250,7 +250,7 @@ def _extremum(is_min):
         bw = _Backward(grad_output, input, output=output, **kw)
         dx = _disjoint(bw, is_min=is_min)
         if dx is None:
-            dx = _overlap(bw, is_min)
+            dx = _overlap(bw, is_min=is_min)
         if dx is not None:
             return dx
         return bw.gather(_KIND.K_LINEAR, g_sel=bw.g, **_selection(bw, is_min))
@@ -284,17 +284,21 @@ def _disjoint(bw, factors=None, is_min=False, beta=None):
     return bw.finish(dx)
 
 
-def _overlap(bw, is_min):
-    """Max (min) pooling's gradient over two pooled axes in one pass (no index
-    array, no lists), where the windows overlap; None elsewhere (and with
-    nodata)."""
+def _overlap(bw, is_min=False, factors=None):
+    """Over two pooled axes, in one pass (no index array, no lists): max (min)
+    pooling's gradient, or with ``factors`` (a mean's share per window) the
+    means'.  None with more or fewer axes, with nodata, and for the means with
+    missing values."""
     call = bw.call
-    if len(call.windows) != 2 or call.nodata is not None:
+    if (len(call.windows) != 2 or call.nodata is not None
+            or (factors is not None and call.omit)):
         return None
     dx = bw.result()
-    for xv, dxv, gv in call.views(dx, bw.g_native()):
-        _kernel.overlap(call.tag, xv, dxv, gv, *call.geometry_args, is_min,
-                        omit=call.omit, cval=call.cval, nthreads=call.nthreads)
+    g = bw.g_native() if factors is None else S.aligned_c(factors, np.float64)
+    for xv, dxv, gv in call.views(dx, g):
+        _kernel.overlap(call.tag, xv, dxv, gv, *call.geometry_args,
+                        linear=factors is not None, is_min=is_min, omit=call.omit,
+                        cval=call.cval, nthreads=call.nthreads)
     return bw.finish(dx)
 
 
@@ -309,6 +313,8 @@ def _mean(average):
             # Without missing values every window holds a sample.
             factors = _divide(bw.g, count) if missing else bw.g / count
         dx = _disjoint(bw, factors)
+        if dx is None:
+            dx = _overlap(bw, factors=factors)
         if dx is not None:
             return dx
         return bw.gather(_KIND.K_LINEAR, g_lin=factors)

@@ -1267,3 +1267,40 @@ def test_two_by_two_blocks_extremum_equals_the_gather(dtype, nan_policy, is_min,
                 assert got.dtype == want.dtype
                 assert np.ascontiguousarray(got).tobytes() == \
                     np.ascontiguousarray(want).tobytes(), (ceil, gdt)
+
+
+@pytest.mark.parametrize("case", range(len(OVERLAP_CASES)))
+def test_overlapping_means_bands_equal_the_gather(case, monkeypatch):
+    """The means' gradient over two axes with overlapping windows takes the same
+    one-pass bands: equal to the gather path within float64 rounding (the two add
+    a cell's shares in different orders), bitwise the same for 1 and 2 threads and
+    for a strided result, with every mode and a divisor."""
+    shape, size, stride, padding, dilation, ceil, mode, _ = OVERLAP_CASES[case]
+    rng = np.random.default_rng([80, case])
+    x = rng.standard_normal(shape)
+    for divisor in (None, 7):
+        kw = dict(size=size, stride=stride, padding=padding, dilation=dilation,
+                  ceil_mode=ceil, mode=mode, cval=2.0, axes=(1, 2), divisor=divisor)
+        y = fastpool.avg_pool(x, **kw)
+        g = rng.standard_normal(y.shape)
+        with monkeypatch.context() as m:
+            m.setattr(fastpool.grad, "_overlap", lambda *a, **k: None)
+            want = fastpool.grad.avg_pool(g, x, **kw)
+        got = fastpool.grad.avg_pool(g, x, **kw, workers=1)
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15)
+        assert fastpool.grad.avg_pool(g, x, **kw, workers=2).tobytes() == got.tobytes()
+        out = np.zeros(shape[::-1]).T
+        fastpool.grad.avg_pool(g, x, **kw, output=out)
+        assert out.tobytes(order="C") == got.tobytes()
+
+
+def test_overlapping_avg_pool_vs_torch_across_bands():
+    rng = np.random.default_rng(81)
+    x = rng.standard_normal((2, 3, 19, 8300)).astype(np.float32)
+    for include in (True, False):
+        fn = lambda t: F.avg_pool2d(t, 3, 2, 1, count_include_pad=include)  # noqa: E731
+        g = rng.standard_normal(tuple(fn(torch.from_numpy(x)).shape)).astype(np.float32)
+        want = torch_grad(fn, x, g)
+        got = fastpool.grad.avg_pool(g, x, 3, 2, padding=1, axes=(2, 3),
+                                     mode="constant" if include else "ignore")
+        assert_grad(got, want.astype(np.float64), np.float32)

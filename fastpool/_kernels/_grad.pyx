@@ -1267,12 +1267,14 @@ cdef enum:
 cdef void overlap_row(const Geom* g, const T* xb, const char* gb, bint g32,
                       const int64_t* roff, const int64_t* rflat, const char* rcv,
                       Py_ssize_t nrows, int64_t r0, int64_t r1, double* acc,
-                      int64_t accw, int64_t* tap_off, char* tap_in, bint is_min,
-                      bint omit, T cval, T* M, int32_t* S, double* GL) noexcept nogil:
+                      int64_t accw, int64_t* tap_off, char* tap_in, bint linear,
+                      bint is_min, bint omit, T cval, T* M, int32_t* S,
+                      double* GL) noexcept nogil:
     """Adds the gradient of each window of one output row (2-D pooling) to the
-    cell of its first extremum, where that cell lies in the input rows
-    ``[r0, r1)`` (``acc``: those rows, ``accw`` cells each): the interior
-    windows in order, then the others in order, as the gather adds them."""
+    cell of its first extremum (with ``linear``, its factor to each of its
+    cells), where that cell lies in the input rows ``[r0, r1)`` (``acc``: those
+    rows, ``accw`` cells each): the interior windows, then the others in order."""
+    cdef double* q
     cdef const int64_t* tab = g.tables + g.tab_off[g.d - 1]
     cdef int64_t os = g.out_stride[g.d], st = g.s, row
     cdef int gshift = 2 if g32 else 3
@@ -1292,8 +1294,16 @@ cdef void overlap_row(const Geom* g, const T* xb, const char* gb, bint g32,
     w = lo
     while w < hi:
         nl = min(<Py_ssize_t>64, hi - w)
-        first_extremum_taps(g, xb, roff, nrows, w, nl, is_min, omit, M, S)
         load_grads(gb + ((w * os) << gshift), g32, os, nl, GL)
+        if linear:
+            for tap in range(nrows * g.k):
+                if tap_in[tap]:
+                    q = acc + tap_off[tap] + w * st
+                    for i in range(nl):
+                        q[i * st] += GL[i]
+            w = w + nl
+            continue
+        first_extremum_taps(g, xb, roff, nrows, w, nl, is_min, omit, M, S)
         for i in range(nl):
             tap = S[i]
             # an all-NaN window under 'omit' sends nothing
@@ -1307,17 +1317,31 @@ cdef void overlap_row(const Geom* g, const T* xb, const char* gb, bint g32,
         if w >= g.W:
             break
         overlap_window(g, xb, gb, g32, roff, rflat, rcv, nrows, w, r0, r1, acc, accw,
-                       is_min, omit, cval)
+                       linear, is_min, omit, cval)
 
 
 cdef inline void overlap_window(const Geom* g, const T* xb, const char* gb, bint g32,
                                 const int64_t* roff, const int64_t* rflat,
                                 const char* rcv, Py_ssize_t nrows, Py_ssize_t w,
                                 int64_t r0, int64_t r1, double* acc, int64_t accw,
-                                bint is_min, bint omit, T cval) noexcept nogil:
+                                bint linear, bint is_min, bint omit,
+                                T cval) noexcept nogil:
     """:func:`overlap_row` for one window through the tables (padding, copies)."""
-    cdef Py_ssize_t best_r = 0, best_j = 0
-    cdef int64_t row
+    cdef const int64_t* tab = g.tables + g.tab_off[g.d - 1] + w * g.k
+    cdef Py_ssize_t best_r = 0, best_j = 0, r, j
+    cdef int64_t row, e
+    cdef double gv
+    if linear:
+        gv = grad_at(gb, g32, w * g.out_stride[g.d])
+        for r in range(nrows):
+            row = rflat[r] - r0
+            if rcv[r] or not (0 <= row < r1 - r0):
+                continue
+            for j in range(g.k):
+                e = tab[j]
+                if e >= 0:   # not excluded, not cval
+                    acc[row * accw + e] += gv
+        return
     if not first_extremum_at(g, xb, roff, rcv, nrows, w, is_min, omit, cval,
                              &best_r, &best_j):
         return
@@ -1328,8 +1352,8 @@ cdef inline void overlap_window(const Geom* g, const T* xb, const char* gb, bint
 
 
 cdef int overlap_engine(const Geom* g, const Geom* gd, const T* x, F* dx,
-                        const char* gout, bint g32, bint is_min, bint omit, T cval,
-                        int nthreads) noexcept nogil:
+                        const char* gout, bint g32, bint linear, bint is_min,
+                        bint omit, T cval, int nthreads) noexcept nogil:
     cdef int64_t n1 = g.in_len[1], n2 = g.in_len[2], out1 = g.out_len[0]
     cdef int64_t k1 = g.width[0]
     cdef int64_t band = max(<int64_t>1, min(n1, BAND_BYTES // max(n2 * 8, <int64_t>1)))
@@ -1405,7 +1429,7 @@ cdef int overlap_engine(const Geom* g, const Geom* gd, const T* x, F* dx,
                     overlap_row(g, x + bi * g.in_stride[0],
                                 gout + ((bi * g.out_stride[0] + oo) << gshift), g32,
                                 roff, rflat, rcv, nrows, r0, r1, acc, n2, tap_off,
-                                tap_in, is_min, omit, cval, LM, LS, GL)
+                                tap_in, linear, is_min, omit, cval, LM, LS, GL)
             for r in range(r0, r1):
                 q = dx + bi * gd.in_stride[0] + r * gd.in_stride[1]
                 for c in range(n2):
@@ -1418,14 +1442,15 @@ cdef int overlap_engine(const Geom* g, const Geom* gd, const T* x, F* dx,
 def overlap(const T[:] dtype_tag, cnp.ndarray x, cnp.ndarray dx, cnp.ndarray gout,
             const int64_t[::1] tables, const int64_t[::1] tab_off,
             const int64_t[::1] width, const int64_t[::1] out_len,
-            const int64_t[::1] interior, bint is_min=False, bint omit=False,
-            object cval=0, int nthreads=1):
+            const int64_t[::1] interior, bint linear=False, bint is_min=False,
+            bint omit=False, object cval=0, int nthreads=1):
     """Max (min) pooling's gradient over two pooled axes whose windows overlap,
     in one pass: each task owns a band of input rows (accumulated in float64),
     finds the first extremum of every window reading it, and adds the window's
-    gradient there, windows in C order; so every cell's sum runs in one order
-    for every thread count.  ``x``, ``dx``: (batch, rows, columns) views;
-    ``gout``: float64, or float32 where ``dx`` is."""
+    gradient there, windows in order; so every cell's sum runs in one order
+    for every thread count.  With ``linear``, ``gout`` holds each window's
+    factor (a mean's share), added to every cell it reads.  ``x``, ``dx``:
+    (batch, rows, columns) views; ``gout``: float64, or float32 where ``dx`` is."""
     if x.ndim != 3:
         raise ValueError("fastpool: overlap takes two pooled axes")
     cdef Geom g = make_geom(x, gout, None, tables, tab_off, width, out_len, interior)
@@ -1439,11 +1464,11 @@ def overlap(const T[:] dtype_tag, cnp.ndarray x, cnp.ndarray dx, cnp.ndarray gou
     cdef int rc
     with nogil:
         if f32:
-            rc = overlap_engine(&g, &gd, xp, <float*>dxp, gp, g32, is_min, omit, cv,
-                                nthreads)
+            rc = overlap_engine(&g, &gd, xp, <float*>dxp, gp, g32, linear, is_min, omit,
+                                cv, nthreads)
         else:
-            rc = overlap_engine(&g, &gd, xp, <double*>dxp, gp, g32, is_min, omit, cv,
-                                nthreads)
+            rc = overlap_engine(&g, &gd, xp, <double*>dxp, gp, g32, linear, is_min, omit,
+                                cv, nthreads)
     if rc:
         raise MemoryError("fastpool: no memory for the per-thread buffers")
 
