@@ -119,6 +119,19 @@ class _Backward:
                                  nthreads=call.nthreads, counter=cv, **params)
         return arrays
 
+    def uniform_count(self):
+        """The valid samples of a window where every window holds as many (and no
+        value is missing), else None."""
+        call = self.call
+        if call.omit or call.nodata is not None:
+            return None
+        count = 1
+        for w in call.windows:
+            if w.counts.size and w.counts.min() != w.counts.max():
+                return None
+            count *= int(w.counts[0]) if w.counts.size else 1
+        return count
+
     def counts(self):
         """Valid samples per window, as the averaging methods divide by them."""
         call = self.call
@@ -259,10 +272,10 @@ def _extremum(is_min):
 
 def _disjoint(bw, factors=None, is_min=False, beta=None):
     """Where no two windows share an element (blocks: stride >= size), each
-    window writes its own elements in one pass: ``factors`` (a mean's share) to
-    all of them, with ``beta`` SoftPool's gradient, else max (min) pooling's.
-    None where that does not hold (and with nodata, or missing values for the
-    means and SoftPool)."""
+    window writes its own elements in one pass: ``factors`` (a mean's share, see
+    :func:`_shares`) to all of them, with ``beta`` SoftPool's gradient, else max
+    (min) pooling's.  None where that does not hold (and with nodata, or missing
+    values for the means and SoftPool)."""
     call = bw.call
     disjoint, covering = read_once(call.windows)
     if call.whole_disjoint is not None:
@@ -275,48 +288,61 @@ def _disjoint(bw, factors=None, is_min=False, beta=None):
                 and math.prod(w.width for w in call.windows) > _SOFT_WINDOW)):
         return None
     dx = bw.result(zeroed=not covering)
-    g = bw.g_native() if factors is None else np.ascontiguousarray(factors,
-                                                                   dtype=np.float64)
+    g, divide = _shares(bw, factors)
     for xv, dxv, gv in call.views(dx, g):
         _kernel.disjoint(call.tag, xv, dxv, gv, *call.geometry_args, mode, is_min,
                          omit=call.omit, beta=1.0 if beta is None else beta,
-                         cval=call.cval, nthreads=call.nthreads)
+                         cval=call.cval, divide=divide, nthreads=call.nthreads)
     return bw.finish(dx)
+
+
+def _shares(bw, factors):
+    """The kernels' ``gout`` and ``divide`` for ``factors``: None (the gradient
+    itself), a number (the one count every window divides by: the gradient is
+    read as it is and divided in the kernel, no array of shares), or an array of
+    per-window shares."""
+    if factors is None or isinstance(factors, (int, float)):
+        return bw.g_native(), (0.0 if factors in (None, 1) else float(factors))
+    return S.aligned_c(factors, np.float64), 0.0
 
 
 def _overlap(bw, is_min=False, factors=None):
     """Over two pooled axes, in one pass (no index array, no lists): max (min)
-    pooling's gradient, or with ``factors`` (a mean's share per window) the
-    means'.  None with more or fewer axes, with nodata, and for the means with
+    pooling's gradient, or with ``factors`` (a mean's share per window, see
+    :func:`_shares`) the means'.  None with more or fewer axes, with nodata, and for the means with
     missing values."""
     call = bw.call
     if (len(call.windows) != 2 or call.nodata is not None
             or (factors is not None and call.omit)):
         return None
     dx = bw.result()
-    g = bw.g_native() if factors is None else S.aligned_c(factors, np.float64)
+    g, divide = _shares(bw, factors)
     for xv, dxv, gv in call.views(dx, g):
         _kernel.overlap(call.tag, xv, dxv, gv, *call.geometry_args,
                         linear=factors is not None, is_min=is_min, omit=call.omit,
-                        cval=call.cval, nthreads=call.nthreads)
+                        cval=call.cval, divide=divide, nthreads=call.nthreads)
     return bw.finish(dx)
 
 
 def _mean(average):
     def backward(grad_output, input, output=None, divisor=None, **kw):
         bw = _Backward(grad_output, input, output=output, **kw)
-        factors = bw.g
-        if average:
-            divisor = _check_divisor(divisor)
-            count = divisor if divisor else bw.counts()
-            missing = bw.call.omit or bw.call.nodata is not None
+        missing = bw.call.omit or bw.call.nodata is not None
+        divisor = _check_divisor(divisor) if average else 1
+        count = divisor or (None if missing else bw.uniform_count())
+        if count is not None:
+            factors = count   # one count for every window: divided in the kernels
+        else:
             # Without missing values every window holds a sample.
+            count = bw.counts()
             factors = _divide(bw.g, count) if missing else bw.g / count
         dx = _disjoint(bw, factors)
         if dx is None:
             dx = _overlap(bw, factors=factors)
         if dx is not None:
             return dx
+        if not isinstance(factors, np.ndarray):
+            factors = _divide(bw.g, factors) if missing else bw.g / factors
         return bw.gather(_KIND.K_LINEAR, g_lin=factors)
     return backward
 

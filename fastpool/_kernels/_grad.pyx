@@ -1030,17 +1030,29 @@ cdef inline Py_ssize_t next_edge_window(Py_ssize_t w, Py_ssize_t lo,
     return hi if lo <= w < hi else w
 
 
-cdef inline double grad_at(const char* gb, bint g32, int64_t i) noexcept nogil:
+cdef inline double grad_at(const char* gb, bint g32, int64_t i,
+                           double divide) noexcept nogil:
     """Element ``i`` of ``grad_output``, held as float32 (``g32``) or float64:
-    float32 gradients of float32 input are read as they are, not copied."""
-    return (<const float*>gb)[i] if g32 else (<const double*>gb)[i]
+    float32 gradients of float32 input are read as they are, not copied.  A
+    ``divide`` other than 0 divides it (in float64): a mean's share without a
+    full-size array of shares."""
+    cdef double v = (<const float*>gb)[i] if g32 else (<const double*>gb)[i]
+    return v / divide if divide != 0.0 else v
 
 
 cdef inline void load_grads(const char* gb, bint g32, int64_t os, Py_ssize_t n,
-                            F* out) noexcept nogil:
-    """``n`` gradients ``os`` elements apart, the dtype test out of the loop."""
+                            double divide, F* out) noexcept nogil:
+    """``n`` gradients ``os`` elements apart (see :func:`grad_at`), the tests
+    out of the loops."""
     cdef Py_ssize_t i
-    if g32:
+    if divide != 0.0:
+        if g32:
+            for i in range(n):
+                out[i] = <F>(<double>(<const float*>gb)[i * os] / divide)
+        else:
+            for i in range(n):
+                out[i] = <F>((<const double*>gb)[i * os] / divide)
+    elif g32:
         for i in range(n):
             out[i] = <F>(<const float*>gb)[i * os]
     else:
@@ -1049,6 +1061,7 @@ cdef inline void load_grads(const char* gb, bint g32, int64_t os, Py_ssize_t n,
 
 
 cdef void disjoint_row(const Geom* g, const T* xb, F* db, const char* gb, bint g32,
+                       double divide,
                        const int64_t* roff, const int64_t* droff, int64_t dsc,
                        const char* rcv, Py_ssize_t nrows,
                        bint linear, bint is_min, bint omit, T cval, T* M, int32_t* S,
@@ -1081,7 +1094,7 @@ cdef void disjoint_row(const Geom* g, const T* xb, F* db, const char* gb, bint g
     w = lo
     while w < hi:
         nl = min(<Py_ssize_t>64, hi - w)
-        load_grads(gb + (w * os << (2 if g32 else 3)), g32, os, nl, GLl)
+        load_grads(gb + (w * os << (2 if g32 else 3)), g32, os, nl, divide, GLl)
         if linear and pairs:
             for r in range(nrows):
                 q = db + droff[r] + (w * st - pad)
@@ -1133,7 +1146,7 @@ cdef void disjoint_row(const Geom* g, const T* xb, F* db, const char* gb, bint g
         w = next_edge_window(w, lo, hi)
         if w >= g.W:
             break
-        gv = grad_at(gb, g32, w * os)
+        gv = grad_at(gb, g32, w * os, divide)
         if linear:
             for r in range(nrows):
                 if rcv[r]:
@@ -1202,15 +1215,16 @@ cdef void disjoint_soft_row(const Geom* g, const T* xb, F* db, const char* gb, b
             total += V[i]
             out += V[i] * X[i]
         out = out / total
-        gv = grad_at(gb, g32, w * os) / total
+        gv = grad_at(gb, g32, w * os, 0.0) / total
         for i in range(n):
             if OFF[i] >= 0:
                 db[OFF[i]] = <F>(NAN if nan else gv * V[i] * (1.0 + beta * (X[i] - out)))
 
 
 cdef int disjoint_engine(const Geom* g, const Geom* gd, const T* x, F* dx,
-                         const char* gout, bint g32, int mode, bint is_min, bint omit,
-                         double beta, T cval, int nthreads) noexcept nogil:
+                         const char* gout, bint g32, double divide, int mode,
+                         bint is_min, bint omit, double beta, T cval,
+                         int nthreads) noexcept nogil:
     cdef Py_ssize_t total = g.nbatch * g.nrows_out, t, bi, orow, nrows
     cdef int64_t oo, io, oo2, io2
     cdef int gshift = 2 if g32 else 3
@@ -1252,8 +1266,8 @@ cdef int disjoint_engine(const Geom* g, const Geom* gd, const T* x, F* dx,
                                   roff, droff, gd.sc, rcv, nrows, beta, cval)
                 continue
             disjoint_row(g, x + bi * g.in_stride[0], dx + bi * gd.in_stride[0],
-                         gout + ((bi * g.out_stride[0] + oo) << gshift), g32, roff, droff,
-                         gd.sc, rcv, nrows, mode == D_LINEAR, is_min, omit, cval, LM, LS, GL)
+                         gout + ((bi * g.out_stride[0] + oo) << gshift), g32, divide,
+                         roff, droff, gd.sc, rcv, nrows, mode == D_LINEAR, is_min, omit, cval, LM, LS, GL)
     free(scratch)
     return 0
 
@@ -1264,7 +1278,7 @@ cdef enum:
     BAND_BYTES = 262144   # a task's float64 accumulator rows: a share of L2
 
 
-cdef void overlap_row(const Geom* g, const T* xb, const char* gb, bint g32,
+cdef void overlap_row(const Geom* g, const T* xb, const char* gb, bint g32, double divide,
                       const int64_t* roff, const int64_t* rflat, const char* rcv,
                       Py_ssize_t nrows, int64_t r0, int64_t r1, double* acc,
                       int64_t accw, int64_t* tap_off, char* tap_in, bint linear,
@@ -1294,7 +1308,7 @@ cdef void overlap_row(const Geom* g, const T* xb, const char* gb, bint g32,
     w = lo
     while w < hi:
         nl = min(<Py_ssize_t>64, hi - w)
-        load_grads(gb + ((w * os) << gshift), g32, os, nl, GL)
+        load_grads(gb + ((w * os) << gshift), g32, os, nl, divide, GL)
         if linear:
             for tap in range(nrows * g.k):
                 if tap_in[tap]:
@@ -1316,11 +1330,12 @@ cdef void overlap_row(const Geom* g, const T* xb, const char* gb, bint g32,
         w = next_edge_window(w, lo, hi)
         if w >= g.W:
             break
-        overlap_window(g, xb, gb, g32, roff, rflat, rcv, nrows, w, r0, r1, acc, accw,
-                       linear, is_min, omit, cval)
+        overlap_window(g, xb, gb, g32, divide, roff, rflat, rcv, nrows, w, r0, r1, acc,
+                       accw, linear, is_min, omit, cval)
 
 
 cdef inline void overlap_window(const Geom* g, const T* xb, const char* gb, bint g32,
+                                double divide,
                                 const int64_t* roff, const int64_t* rflat,
                                 const char* rcv, Py_ssize_t nrows, Py_ssize_t w,
                                 int64_t r0, int64_t r1, double* acc, int64_t accw,
@@ -1332,7 +1347,7 @@ cdef inline void overlap_window(const Geom* g, const T* xb, const char* gb, bint
     cdef int64_t row, e
     cdef double gv
     if linear:
-        gv = grad_at(gb, g32, w * g.out_stride[g.d])
+        gv = grad_at(gb, g32, w * g.out_stride[g.d], divide)
         for r in range(nrows):
             row = rflat[r] - r0
             if rcv[r] or not (0 <= row < r1 - r0):
@@ -1348,12 +1363,12 @@ cdef inline void overlap_window(const Geom* g, const T* xb, const char* gb, bint
     row = rflat[best_r] - r0
     if 0 <= row < r1 - r0:
         acc[row * accw + g.tables[g.tab_off[g.d - 1] + w * g.k + best_j]] += grad_at(
-            gb, g32, w * g.out_stride[g.d])
+            gb, g32, w * g.out_stride[g.d], 0.0)
 
 
 cdef int overlap_engine(const Geom* g, const Geom* gd, const T* x, F* dx,
-                        const char* gout, bint g32, bint linear, bint is_min,
-                        bint omit, T cval, int nthreads) noexcept nogil:
+                        const char* gout, bint g32, double divide, bint linear,
+                        bint is_min, bint omit, T cval, int nthreads) noexcept nogil:
     cdef int64_t n1 = g.in_len[1], n2 = g.in_len[2], out1 = g.out_len[0]
     cdef int64_t k1 = g.width[0]
     cdef int64_t band = max(<int64_t>1, min(n1, BAND_BYTES // max(n2 * 8, <int64_t>1)))
@@ -1428,7 +1443,7 @@ cdef int overlap_engine(const Geom* g, const Geom* gd, const T* x, F* dx,
                 if touch:
                     overlap_row(g, x + bi * g.in_stride[0],
                                 gout + ((bi * g.out_stride[0] + oo) << gshift), g32,
-                                roff, rflat, rcv, nrows, r0, r1, acc, n2, tap_off,
+                                divide, roff, rflat, rcv, nrows, r0, r1, acc, n2, tap_off,
                                 tap_in, linear, is_min, omit, cval, LM, LS, GL)
             for r in range(r0, r1):
                 q = dx + bi * gd.in_stride[0] + r * gd.in_stride[1]
@@ -1443,13 +1458,14 @@ def overlap(const T[:] dtype_tag, cnp.ndarray x, cnp.ndarray dx, cnp.ndarray gou
             const int64_t[::1] tables, const int64_t[::1] tab_off,
             const int64_t[::1] width, const int64_t[::1] out_len,
             const int64_t[::1] interior, bint linear=False, bint is_min=False,
-            bint omit=False, object cval=0, int nthreads=1):
+            bint omit=False, object cval=0, double divide=0.0, int nthreads=1):
     """Max (min) pooling's gradient over two pooled axes whose windows overlap,
     in one pass: each task owns a band of input rows (accumulated in float64),
     finds the first extremum of every window reading it, and adds the window's
     gradient there, windows in order; so every cell's sum runs in one order
     for every thread count.  With ``linear``, ``gout`` holds each window's
-    factor (a mean's share), added to every cell it reads.  ``x``, ``dx``:
+    factor (a mean's share), added to every cell it reads; or, with ``divide``
+    other than 0, ``gout / divide`` is.  ``x``, ``dx``:
     (batch, rows, columns) views; ``gout``: float64, or float32 where ``dx`` is."""
     if x.ndim != 3:
         raise ValueError("fastpool: overlap takes two pooled axes")
@@ -1464,11 +1480,11 @@ def overlap(const T[:] dtype_tag, cnp.ndarray x, cnp.ndarray dx, cnp.ndarray gou
     cdef int rc
     with nogil:
         if f32:
-            rc = overlap_engine(&g, &gd, xp, <float*>dxp, gp, g32, linear, is_min, omit,
-                                cv, nthreads)
+            rc = overlap_engine(&g, &gd, xp, <float*>dxp, gp, g32, divide, linear,
+                                is_min, omit, cv, nthreads)
         else:
-            rc = overlap_engine(&g, &gd, xp, <double*>dxp, gp, g32, linear, is_min, omit,
-                                cv, nthreads)
+            rc = overlap_engine(&g, &gd, xp, <double*>dxp, gp, g32, divide, linear,
+                                is_min, omit, cv, nthreads)
     if rc:
         raise MemoryError("fastpool: no memory for the per-thread buffers")
 
@@ -1487,10 +1503,12 @@ def disjoint(const T[:] dtype_tag, cnp.ndarray x, cnp.ndarray dx, cnp.ndarray go
              const int64_t[::1] tables, const int64_t[::1] tab_off,
              const int64_t[::1] width, const int64_t[::1] out_len,
              const int64_t[::1] interior, int mode, bint is_min=False,
-             bint omit=False, double beta=1.0, object cval=0, int nthreads=1):
+             bint omit=False, double beta=1.0, object cval=0, double divide=0.0,
+             int nthreads=1):
     """Gradients where no two windows share an input element, window by window,
     each writing only its own elements (see Disjoint); elements outside every
-    window are left as they are.  ``gout``: float64, or float32 where ``dx`` is."""
+    window are left as they are.  ``gout``: float64, or float32 where ``dx`` is;
+    for D_LINEAR, divided by ``divide`` where that is not 0."""
     cdef Geom g = make_geom(x, gout, None, tables, tab_off, width, out_len, interior)
     cdef Geom gd = make_geom(dx, gout, None, tables, tab_off, width, out_len, interior)
     cdef T cv = cval
@@ -1502,10 +1520,10 @@ def disjoint(const T[:] dtype_tag, cnp.ndarray x, cnp.ndarray dx, cnp.ndarray go
     cdef int rc
     with nogil:
         if f32:
-            rc = disjoint_engine(&g, &gd, xp, <float*>dxp, gp, g32, mode, is_min, omit,
-                                 beta, cv, nthreads)
+            rc = disjoint_engine(&g, &gd, xp, <float*>dxp, gp, g32, divide, mode, is_min,
+                                 omit, beta, cv, nthreads)
         else:
-            rc = disjoint_engine(&g, &gd, xp, <double*>dxp, gp, g32, mode, is_min, omit,
-                                 beta, cv, nthreads)
+            rc = disjoint_engine(&g, &gd, xp, <double*>dxp, gp, g32, divide, mode, is_min,
+                                 omit, beta, cv, nthreads)
     if rc:
         raise MemoryError("fastpool: no memory for the per-thread buffers")
