@@ -83,6 +83,56 @@ static inline void fp_extremum_blocks_##S(                                    \
 FP_EXTREMUM_BLOCKS(float, fp_bits32, f32)
 FP_EXTREMUM_BLOCKS(double, fp_bits64, f64)
 
+/* The tap (r * K + j) of the first extremum of windows of K taps on R rows
+   (rows[r][2 * i + j]: a stride of 2 along contiguous rows), as above; -1 where
+   no sample receives the gradient (an all-NaN window under 'omit'). */
+#define FP_TAPS_LOOP(T, K, R, EXT, NANHIT)                                    \
+    for (ptrdiff_t i = 0; i < n; i++) {                                       \
+        T v[K * R];                                                           \
+        for (int r = 0; r < R; r++)                                           \
+            for (int j = 0; j < K; j++) v[r * K + j] = p[r][2 * i + j];       \
+        T m = v[0];                                                           \
+        for (int t = 1; t < K * R; t++) m = EXT(m, v[t]);                     \
+        unsigned int found = 0, s = 0;                                        \
+        for (int t = 0; t < K * R; t++) {                                     \
+            unsigned int e = -(unsigned int)((v[t] == m) | NANHIT(v[t]));     \
+            s |= e & ~found & (unsigned int)t;                                \
+            found |= e;                                                       \
+        }                                                                     \
+        taps[i] = (int)(s | ~found);                                          \
+    }
+#define FP_FIRST_TAPS(T, S, K, R)                                             \
+static inline void fp_first_taps_##K##x##R##_##S(                             \
+        const T* const* rows, int* restrict taps, ptrdiff_t n, int is_min,    \
+        int omit) {                                                           \
+    const T* p[R];                                                            \
+    for (int r = 0; r < R; r++) p[r] = rows[r];                               \
+    if (is_min && omit) { FP_TAPS_LOOP(T, K, R, FP_BMIN_OMIT, FP_NO_HIT) }    \
+    else if (is_min) { FP_TAPS_LOOP(T, K, R, FP_BMIN_PROP, FP_NAN_HIT) }      \
+    else if (omit) { FP_TAPS_LOOP(T, K, R, FP_BMAX_OMIT, FP_NO_HIT) }         \
+    else { FP_TAPS_LOOP(T, K, R, FP_BMAX_PROP, FP_NAN_HIT) }                  \
+}
+FP_FIRST_TAPS(float, f32, 3, 3)
+FP_FIRST_TAPS(double, f64, 3, 3)
+FP_FIRST_TAPS(float, f32, 2, 4)
+FP_FIRST_TAPS(double, f64, 2, 4)
+
+/* q[2i] = g[i] where taps[i] == tap, q[2i + 1] = g[i] where it is tap + 1, 0
+   elsewhere: a row of 2-wide blocks' gradients from their taps. */
+#define FP_PAIR_STORES(T, U, S)                                               \
+static inline void fp_pair_stores_##S(T* restrict q, const int* restrict taps, \
+                                      const T* restrict g, ptrdiff_t n,        \
+                                      int tap) {                               \
+    U* restrict o = (U*)q;                                                    \
+    const U* restrict gb = (const U*)g;                                       \
+    for (ptrdiff_t i = 0; i < n; i++) {                                       \
+        o[2 * i] = gb[i] & -(U)(taps[i] == tap);                              \
+        o[2 * i + 1] = gb[i] & -(U)(taps[i] == tap + 1);                      \
+    }                                                                         \
+}
+FP_PAIR_STORES(float, fp_bits32, f32)
+FP_PAIR_STORES(double, fp_bits64, f64)
+
 /* Whether a or b is NaN, in one unordered comparison. */
 #define FP_UNORDERED(a, b) __builtin_isunordered(a, b)
 

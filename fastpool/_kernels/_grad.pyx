@@ -959,6 +959,47 @@ cdef extern from "_fastpool.h":
                                 bint omit) noexcept nogil
 
 
+    void fp_first_taps_3x3_f32(const float* const* rows, int32_t* taps, Py_ssize_t n,
+                               bint is_min, bint omit) noexcept nogil
+    void fp_first_taps_3x3_f64(const double* const* rows, int32_t* taps, Py_ssize_t n,
+                               bint is_min, bint omit) noexcept nogil
+    void fp_first_taps_2x4_f32(const float* const* rows, int32_t* taps, Py_ssize_t n,
+                               bint is_min, bint omit) noexcept nogil
+    void fp_first_taps_2x4_f64(const double* const* rows, int32_t* taps, Py_ssize_t n,
+                               bint is_min, bint omit) noexcept nogil
+    void fp_pair_stores_f32(float* q, const int32_t* taps, const float* g, Py_ssize_t n,
+                            int32_t tap) noexcept nogil
+    void fp_pair_stores_f64(double* q, const int32_t* taps, const double* g,
+                            Py_ssize_t n, int32_t tap) noexcept nogil
+
+
+cdef inline bint first_taps_fast(const Geom* g, const T* xb, const int64_t* roff,
+                                 Py_ssize_t nrows, Py_ssize_t c0, Py_ssize_t nl,
+                                 bint is_min, bint omit, int32_t* S) noexcept nogil:
+    """:func:`first_extremum_taps` in one vectorised loop for the common windows
+    (3x3 and 2x2x2 at stride 2 along contiguous float rows); -1 for a window that
+    sends nothing (all NaN under 'omit').  False (nothing done) for the others."""
+    cdef const T* P[4]
+    cdef Py_ssize_t r
+    if not (T is float or T is double) or g.s != 2 or g.dil != 1 or g.sc != 1:
+        return False
+    if not ((g.k == 3 and nrows == 3) or (g.k == 2 and nrows == 4)):
+        return False
+    for r in range(nrows):
+        P[r] = xb + roff[r] + (c0 * 2 - g.p)
+    if T is float:
+        if g.k == 3:
+            fp_first_taps_3x3_f32(P, S, nl, is_min, omit)
+        else:
+            fp_first_taps_2x4_f32(P, S, nl, is_min, omit)
+    elif T is double:
+        if g.k == 3:
+            fp_first_taps_3x3_f64(P, S, nl, is_min, omit)
+        else:
+            fp_first_taps_2x4_f64(P, S, nl, is_min, omit)
+    return True
+
+
 cdef inline void extremum_blocks(const T* p0, const T* p1, F* q0, F* q1, const F* GL,
                                  Py_ssize_t nl, bint is_min, bint omit) noexcept nogil:
     """2x2 blocks of two contiguous rows: each block's gradient to its first
@@ -968,6 +1009,16 @@ cdef inline void extremum_blocks(const T* p0, const T* p1, F* q0, F* q1, const F
         fp_extremum_blocks_f32(p0, p1, q0, q1, GL, nl, is_min, omit)
     elif T is double and F is double:
         fp_extremum_blocks_f64(p0, p1, q0, q1, GL, nl, is_min, omit)
+
+
+cdef inline void pair_stores(F* q, const int32_t* S, const F* GL, Py_ssize_t nl,
+                             int32_t tap) noexcept nogil:
+    """``q[2i]`` gets ``GL[i]`` where ``S[i]`` is ``tap``, ``q[2i + 1]`` where it
+    is ``tap + 1``, 0 elsewhere."""
+    if F is float:
+        fp_pair_stores_f32(q, S, GL, nl, tap)
+    else:
+        fp_pair_stores_f64(q, S, GL, nl, tap)
 
 
 cdef void first_extremum_taps(const Geom* g, const T* xb, const int64_t* roff,
@@ -1116,6 +1167,12 @@ cdef void disjoint_row(const Geom* g, const T* xb, F* db, const char* gb, bint g
             extremum_blocks(xb + roff[0] + (w * st - pad), xb + roff[1] + (w * st - pad),
                             db + droff[0] + (w * st - pad), db + droff[1] + (w * st - pad),
                             GLl, nl, is_min, omit)
+            w = w + nl
+            continue
+        if pairs and ((T is float and F is float) or (T is double and F is double)) \
+                and first_taps_fast(g, xb, roff, nrows, w, nl, is_min, omit, Sl):
+            for r in range(nrows):
+                pair_stores(db + droff[r] + (w * st - pad), Sl, GLl, nl, <int32_t>(2 * r))
             w = w + nl
             continue
         first_extremum_taps(g, xb, roff, nrows, w, nl, is_min, omit, Ml, Sl)
@@ -1317,11 +1374,15 @@ cdef void overlap_row(const Geom* g, const T* xb, const char* gb, bint g32, doub
                         q[i * st] += GL[i]
             w = w + nl
             continue
-        first_extremum_taps(g, xb, roff, nrows, w, nl, is_min, omit, M, S)
+        if not first_taps_fast(g, xb, roff, nrows, w, nl, is_min, omit, S):
+            first_extremum_taps(g, xb, roff, nrows, w, nl, is_min, omit, M, S)
+            if omit:
+                for i in range(nl):
+                    if M[i] != M[i]:
+                        S[i] = -1   # an all-NaN window under 'omit' sends nothing
         for i in range(nl):
             tap = S[i]
-            # an all-NaN window under 'omit' sends nothing
-            if tap_in[tap] and not (omit and M[i] != M[i]):
+            if tap >= 0 and tap_in[tap]:
                 acc[tap_off[tap] + (w + i) * st] += GL[i]
         w = w + nl
     # then the other windows, in the order of the gather path (the same sums)
