@@ -309,18 +309,21 @@ def _shares(bw, factors):
 def _overlap(bw, is_min=False, factors=None):
     """Over two pooled axes, in one pass (no index array, no lists): max (min)
     pooling's gradient, or with ``factors`` (a mean's share per window, see
-    :func:`_shares`) the means'.  None with more or fewer axes, with nodata, and for the means with
+    :func:`_shares`, or the windows' counts along each axis: the share is
+    grad_output over their product) the means'.  None with more or fewer axes, with nodata, and for the means with
     missing values."""
     call = bw.call
     if (len(call.windows) != 2 or call.nodata is not None
             or (factors is not None and call.omit)):
         return None
     dx = bw.result()
-    g, divide = _shares(bw, factors)
+    counts = factors if isinstance(factors, tuple) else None
+    g, divide = _shares(bw, None if counts else factors)
     for xv, dxv, gv in call.views(dx, g):
         _kernel.overlap(call.tag, xv, dxv, gv, *call.geometry_args,
                         linear=factors is not None, is_min=is_min, omit=call.omit,
-                        cval=call.cval, divide=divide, nthreads=call.nthreads)
+                        cval=call.cval, divide=divide, counts=counts,
+                        nthreads=call.nthreads)
     return bw.finish(dx)
 
 
@@ -330,6 +333,13 @@ def _mean(average):
         missing = bw.call.omit or bw.call.nodata is not None
         divisor = _check_divisor(divisor) if average else 1
         count = divisor or (None if missing else bw.uniform_count())
+        if count is None and not missing:
+            # two axes: the kernel divides by the per-axis counts (no arrays of
+            # counts and shares)
+            dx = _overlap(bw, factors=tuple(np.asarray(w.counts, dtype=np.float64)
+                                            for w in bw.call.windows))
+            if dx is not None:
+                return dx
         if count is not None:
             factors = count   # one count for every window: divided in the kernels
         else:

@@ -1336,6 +1336,7 @@ cdef enum:
 
 
 cdef void overlap_row(const Geom* g, const T* xb, const char* gb, bint g32, double divide,
+                      double rcount, const double* ccount,
                       const int64_t* roff, const int64_t* rflat, const char* rcv,
                       Py_ssize_t nrows, int64_t r0, int64_t r1, double* acc,
                       int64_t accw, int64_t* tap_off, char* tap_in, bint linear,
@@ -1366,6 +1367,9 @@ cdef void overlap_row(const Geom* g, const T* xb, const char* gb, bint g32, doub
     while w < hi:
         nl = min(<Py_ssize_t>64, hi - w)
         load_grads(gb + ((w * os) << gshift), g32, os, nl, divide, GL)
+        if ccount != NULL:
+            for i in range(nl):
+                GL[i] = GL[i] / (rcount * ccount[w + i])
         if linear:
             for tap in range(nrows * g.k):
                 if tap_in[tap]:
@@ -1391,12 +1395,12 @@ cdef void overlap_row(const Geom* g, const T* xb, const char* gb, bint g32, doub
         w = next_edge_window(w, lo, hi)
         if w >= g.W:
             break
-        overlap_window(g, xb, gb, g32, divide, roff, rflat, rcv, nrows, w, r0, r1, acc,
-                       accw, linear, is_min, omit, cval)
+        overlap_window(g, xb, gb, g32, divide, rcount, ccount, roff, rflat, rcv, nrows,
+                       w, r0, r1, acc, accw, linear, is_min, omit, cval)
 
 
 cdef inline void overlap_window(const Geom* g, const T* xb, const char* gb, bint g32,
-                                double divide,
+                                double divide, double rcount, const double* ccount,
                                 const int64_t* roff, const int64_t* rflat,
                                 const char* rcv, Py_ssize_t nrows, Py_ssize_t w,
                                 int64_t r0, int64_t r1, double* acc, int64_t accw,
@@ -1409,6 +1413,8 @@ cdef inline void overlap_window(const Geom* g, const T* xb, const char* gb, bint
     cdef double gv
     if linear:
         gv = grad_at(gb, g32, w * g.out_stride[g.d], divide)
+        if ccount != NULL:
+            gv = gv / (rcount * ccount[w])
         for r in range(nrows):
             row = rflat[r] - r0
             if rcv[r] or not (0 <= row < r1 - r0):
@@ -1428,7 +1434,8 @@ cdef inline void overlap_window(const Geom* g, const T* xb, const char* gb, bint
 
 
 cdef int overlap_engine(const Geom* g, const Geom* gd, const T* x, F* dx,
-                        const char* gout, bint g32, double divide, bint linear,
+                        const char* gout, bint g32, double divide,
+                        const double* rowcnt, const double* colcnt, bint linear,
                         bint is_min, bint omit, T cval, int nthreads) noexcept nogil:
     cdef int64_t n1 = g.in_len[1], n2 = g.in_len[2], out1 = g.out_len[0]
     cdef int64_t k1 = g.width[0]
@@ -1504,7 +1511,8 @@ cdef int overlap_engine(const Geom* g, const Geom* gd, const T* x, F* dx,
                 if touch:
                     overlap_row(g, x + bi * g.in_stride[0],
                                 gout + ((bi * g.out_stride[0] + oo) << gshift), g32,
-                                divide, roff, rflat, rcv, nrows, r0, r1, acc, n2, tap_off,
+                                divide, rowcnt[o] if rowcnt != NULL else 1.0, colcnt,
+                                roff, rflat, rcv, nrows, r0, r1, acc, n2, tap_off,
                                 tap_in, linear, is_min, omit, cval, LM, LS, GL)
             for r in range(r0, r1):
                 q = dx + bi * gd.in_stride[0] + r * gd.in_stride[1]
@@ -1519,14 +1527,16 @@ def overlap(const T[:] dtype_tag, cnp.ndarray x, cnp.ndarray dx, cnp.ndarray gou
             const int64_t[::1] tables, const int64_t[::1] tab_off,
             const int64_t[::1] width, const int64_t[::1] out_len,
             const int64_t[::1] interior, bint linear=False, bint is_min=False,
-            bint omit=False, object cval=0, double divide=0.0, int nthreads=1):
+            bint omit=False, object cval=0, double divide=0.0, object counts=None,
+            int nthreads=1):
     """Max (min) pooling's gradient over two pooled axes whose windows overlap,
     in one pass: each task owns a band of input rows (accumulated in float64),
     finds the first extremum of every window reading it, and adds the window's
     gradient there, windows in order; so every cell's sum runs in one order
     for every thread count.  With ``linear``, ``gout`` holds each window's
     factor (a mean's share), added to every cell it reads; or, with ``divide``
-    other than 0, ``gout / divide`` is.  ``x``, ``dx``:
+    other than 0, ``gout / divide`` is; or with ``counts`` (the windows' valid
+    samples along each axis, float64), ``gout / (counts[0][o] * counts[1][w])``.  ``x``, ``dx``:
     (batch, rows, columns) views; ``gout``: float64, or float32 where ``dx`` is."""
     if x.ndim != 3:
         raise ValueError("fastpool: overlap takes two pooled axes")
@@ -1538,14 +1548,23 @@ def overlap(const T[:] dtype_tag, cnp.ndarray x, cnp.ndarray dx, cnp.ndarray gou
     cdef void* dxp = cnp.PyArray_DATA(dx)
     cdef bint f32 = dx.dtype.itemsize == 4
     cdef bint g32 = check_grads(gout, f32)
+    cdef const double[::1] rows_n, cols_n
+    cdef const double* rowcnt = NULL
+    cdef const double* colcnt = NULL
     cdef int rc
+    if counts is not None:
+        rows_n, cols_n = counts
+        if rows_n.shape[0] != g.out_len[0] or cols_n.shape[0] != g.W:
+            raise ValueError("fastpool: counts do not match the windows")
+        rowcnt = &rows_n[0]
+        colcnt = &cols_n[0]
     with nogil:
         if f32:
-            rc = overlap_engine(&g, &gd, xp, <float*>dxp, gp, g32, divide, linear,
-                                is_min, omit, cv, nthreads)
+            rc = overlap_engine(&g, &gd, xp, <float*>dxp, gp, g32, divide, rowcnt,
+                                colcnt, linear, is_min, omit, cv, nthreads)
         else:
-            rc = overlap_engine(&g, &gd, xp, <double*>dxp, gp, g32, divide, linear,
-                                is_min, omit, cv, nthreads)
+            rc = overlap_engine(&g, &gd, xp, <double*>dxp, gp, g32, divide, rowcnt,
+                                colcnt, linear, is_min, omit, cv, nthreads)
     if rc:
         raise MemoryError("fastpool: no memory for the per-thread buffers")
 
