@@ -40,10 +40,12 @@ EXTENSIONS = ["_openmp", "_extremum", "_sums", "_order", "_unpool", "_weighted",
 # Also built with -mavx2 as <name>_avx2 (chosen at import where the CPU has AVX2).
 # No -mfma: contracting a*b+c would change float results between the builds.
 AVX2_EXTENSIONS = ["_extremum", "_sums", "_order", "_weighted", "_global", "_grad"]
-# For the float64 reducers of the weighted family: no FP exception traps and no
-# errno, so gcc may evaluate both arms of a select (the clamps of fp_exp) and
-# inline sqrt, and the loops vectorise.  Neither changes a single result bit.
+# For the float64 reducers of the weighted family (and their gradients): no FP
+# exception traps and no errno, so gcc may evaluate both arms of a select (the
+# clamps of fp_exp) and inline sqrt, and the loops vectorise.  Neither changes a
+# single result bit.
 QUIET_MATH = ["-fno-trapping-math", "-fno-math-errno"]
+QUIET_MODULES = ("_weighted", "_global", "_grad")
 X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
 
 
@@ -88,7 +90,7 @@ class BuildExt(build_ext):
         opt = ["-O0", "-g"] if DEBUG else ["-O1", "-g"] + SANITIZERS if SANITIZE else ["-O3"]
         for ext in self.extensions:
             simd = ["-mavx2"] if ext.name.endswith("_avx2") else []
-            extra = QUIET_MATH if ext.name.split(".")[-1].startswith(("_weighted", "_global")) else []
+            extra = QUIET_MATH if ext.name.split(".")[-1].startswith(QUIET_MODULES) else []
             ext.extra_compile_args = opt + simd + extra + (["-fopenmp"] if openmp else [])
             ext.extra_link_args = ((["-fopenmp"] if openmp else [])
                                    + (SANITIZERS if SANITIZE else []))

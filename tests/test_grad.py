@@ -1304,3 +1304,22 @@ def test_overlapping_avg_pool_vs_torch_across_bands():
         got = fastpool.grad.avg_pool(g, x, 3, 2, padding=1, axes=(2, 3),
                                      mode="constant" if include else "ignore")
         assert_grad(got, want.astype(np.float64), np.float32)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_soft_pool_blocks_loop_equals_the_window_loop(dtype):
+    """SoftPool's 2x2 blocks over contiguous rows take one vectorised loop; a
+    Fortran-ordered copy takes the window-by-window loop: the same bits, NaN and
+    infinities included, for several beta and a ceil_mode edge."""
+    rng = np.random.default_rng(82)
+    x = (rng.standard_normal((3, 10, 131)) * 30).astype(dtype)
+    x[rng.random(x.shape) < 0.02] = np.nan
+    x[0, 0, :6] = [np.inf, 1.0, -np.inf, 2.0, 0.0, -0.0]
+    for beta in (1.0, -0.5, 0.0, 3.0):
+        for ceil in (False, True):
+            kw = dict(beta=beta, ceil_mode=ceil, axes=(1, 2))
+            y = fastpool.soft_pool(x, 2, **kw)
+            g = rng.standard_normal(y.shape).astype(dtype)
+            want = fastpool.grad.soft_pool(g, x, 2, **kw)
+            got = fastpool.grad.soft_pool(g, np.asfortranarray(x), 2, **kw)
+            assert np.ascontiguousarray(got).tobytes() == want.tobytes(), (beta, ceil)

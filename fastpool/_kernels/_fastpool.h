@@ -195,6 +195,51 @@ static FP_ALWAYS_INLINE double fp_exp(double x) {
     return (p * s1) * s2;
 }
 
+/* SoftPool's gradient over 2x2 blocks of two contiguous rows (as
+   fp_extremum_blocks): each sample gets g * e / E * (1 + beta * (x - out)),
+   e = exp(beta * x - max beta * x), in the order and arithmetic of the kernels'
+   general loop; a block holding a NaN sends NaN (the bits of NAN) to all four.
+   Branch-free, so that it vectorises. */
+#define FP_SOFT_BLOCKS(T, U, S)                                               \
+static inline void fp_soft_blocks_##S(                                        \
+        const T* restrict p0, const T* restrict p1, T* restrict q0,           \
+        T* restrict q1, const T* restrict g, ptrdiff_t n, double beta) {      \
+    U* restrict o0 = (U*)q0;                                                  \
+    U* restrict o1 = (U*)q1;                                                  \
+    T nan_value = (T)NAN;                                                     \
+    U nan_bits;                                                               \
+    memcpy(&nan_bits, &nan_value, sizeof(U));                                 \
+    for (ptrdiff_t i = 0; i < n; i++) {                                       \
+        double x[4] = {p0[2 * i], p0[2 * i + 1], p1[2 * i], p1[2 * i + 1]};   \
+        double m = -INFINITY, total = 0.0, out = 0.0, e[4];                   \
+        U res[4], nan = 0;                                                    \
+        for (int j = 0; j < 4; j++) {                                         \
+            double l = beta * x[j];                                           \
+            m = l > m ? l : m;                                                \
+            nan |= (U)(x[j] != x[j]);                                         \
+        }                                                                     \
+        nan = -nan;                                                           \
+        for (int j = 0; j < 4; j++) {                                         \
+            e[j] = fp_exp(beta * x[j] - m);                                   \
+            total += e[j];                                                    \
+            out += e[j] * x[j];                                               \
+        }                                                                     \
+        out = out / total;                                                    \
+        double gv = (double)g[i] / total;                                     \
+        for (int j = 0; j < 4; j++) {                                         \
+            T v = (T)(gv * e[j] * (1.0 + beta * (x[j] - out)));               \
+            memcpy(&res[j], &v, sizeof(U));                                   \
+            res[j] = (res[j] & ~nan) | (nan_bits & nan);                      \
+        }                                                                     \
+        o0[2 * i] = res[0];                                                   \
+        o0[2 * i + 1] = res[1];                                               \
+        o1[2 * i] = res[2];                                                   \
+        o1[2 * i + 1] = res[3];                                               \
+    }                                                                         \
+}
+FP_SOFT_BLOCKS(float, fp_bits32, f32)
+FP_SOFT_BLOCKS(double, fp_bits64, f64)
+
 /* log(x) for doubles, vectorisable like fp_exp: x = m * 2**e with m in
    [sqrt(1/2), sqrt(2)), log(m) = 2*atanh(s), s = (m-1)/(m+1), |s| < 0.172, by its
    odd series to s**23 (within 1 ulp).  0 gives -inf, a negative value or NaN
