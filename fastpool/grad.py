@@ -306,11 +306,12 @@ def _shares(bw, factors):
     return S.aligned_c(factors, np.float64), 0.0
 
 
-def _overlap(bw, is_min=False, factors=None):
+def _overlap(bw, is_min=False, factors=None, power=None):
     """Over two pooled axes, in one pass (no index array, no lists): max (min)
     pooling's gradient, or with ``factors`` (a mean's share per window, see
     :func:`_shares`, or the windows' counts along each axis: the share is
-    grad_output over their product) the means'.  None with more or fewer axes, with nodata, and for the means with
+    grad_output over their product) the means', each cell's sum times
+    ``x ** power[0]`` with ``power`` (Lp's).  None with more or fewer axes, with nodata, and for the means with
     missing values."""
     call = bw.call
     if (len(call.windows) != 2 or call.nodata is not None
@@ -322,7 +323,7 @@ def _overlap(bw, is_min=False, factors=None):
     for xv, dxv, gv in call.views(dx, g):
         _kernel.overlap(call.tag, xv, dxv, gv, *call.geometry_args,
                         linear=factors is not None, is_min=is_min, omit=call.omit,
-                        cval=call.cval, divide=divide, counts=counts,
+                        cval=call.cval, divide=divide, counts=counts, power=power,
                         nthreads=call.nthreads)
     return bw.finish(dx)
 
@@ -371,20 +372,34 @@ def _lp_backward(grad_output, input, p, size, output=None, average=False, **kw):
     p = _weighted._real("p", p, lo=0, allow_inf=True)
     if math.isinf(p):
         return _extremum(False)(grad_output, input, size=size, output=output, **kw)
-    out = _weighted.lp_pool(input, p, size, output=np.float64, average=average, **kw)
+    scale = _weighted.lp_pool(input, p, size, output=np.float64, average=average, **kw)
     bw = _Backward(grad_output, input, size=size, output=output, **kw)
-    if p == 1.0:
-        scale = np.where(out == 0, 0.0, 1.0)
-    else:
-        negative = _negative_factor(1.0 - p)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            scale = np.where(out < 0, np.abs(out) ** (1.0 - p) * negative,
-                             np.abs(out) ** (1.0 - p))
-        # An all-zero window: the subgradient 0 (PyTorch's formula gives NaN).
-        scale = np.where(out == 0, 0.0, scale)
+    # scale = out ** (1 - p) (C's pow: signed for an integer 1 - p), in place
+    zero = scale == 0
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if p == 1.0:
+            scale[...] = 1.0
+        elif p == 2.0:
+            np.divide(1.0, scale, out=scale)
+        elif p == 0.5:
+            np.sqrt(scale, out=scale)   # out >= 0 or NaN for a non-integer p
+        else:
+            negative = _negative_factor(1.0 - p)
+            below = scale < 0
+            np.abs(scale, out=scale)
+            np.power(scale, 1.0 - p, out=scale)
+            if negative != 1.0:
+                np.multiply(scale, negative, out=scale, where=below)
+    # An all-zero window: the subgradient 0 (PyTorch's formula gives NaN).
+    scale[zero] = 0.0
     if average:
         scale = _divide(scale, bw.counts())
-    return bw.gather(_KIND.K_LINEAR, g_lin=bw.g * scale,
+    np.multiply(scale, bw.grad_output, out=scale)
+    power = None if p == 1.0 else (p - 1.0, _negative_factor(p - 1.0))
+    dx = _overlap(bw, factors=scale, power=power)
+    if dx is not None:
+        return dx
+    return bw.gather(_KIND.K_LINEAR, g_lin=scale,
                      cell=_CELL.C_ONE if p == 1.0 else _CELL.C_POWER, p1=p - 1.0,
                      neg_p1=_negative_factor(p - 1.0))
 

@@ -1464,6 +1464,7 @@ cdef inline void overlap_window(const Geom* g, const T* xb, const char* gb, bint
 cdef int overlap_engine(const Geom* g, const Geom* gd, const T* x, F* dx,
                         const char* gout, bint g32, double divide,
                         const double* rowcnt, const double* colcnt, bint linear,
+                        bint power, double p1, double neg_p1,
                         bint is_min, bint omit, T cval, int nthreads) noexcept nogil:
     cdef int64_t n1 = g.in_len[1], n2 = g.in_len[2], out1 = g.out_len[0]
     cdef int64_t k1 = g.width[0]
@@ -1491,6 +1492,8 @@ cdef int overlap_engine(const Geom* g, const Geom* gd, const T* x, F* dx,
     cdef int32_t* LS
     cdef double* GL
     cdef F* q
+    cdef const T* xr
+    cdef double v
     cdef bint touch
     if span == NULL:
         return -1
@@ -1544,6 +1547,15 @@ cdef int overlap_engine(const Geom* g, const Geom* gd, const T* x, F* dx,
                                 tap_in, linear, is_min, omit, cval, LM, LS, GL)
             for r in range(r0, r1):
                 q = dx + bi * gd.in_stride[0] + r * gd.in_stride[1]
+                if power:
+                    # Lp's cell factor x ** (p - 1), where a window sends anything
+                    xr = x + bi * g.in_stride[0] + r * g.in_stride[1]
+                    for c in range(n2):
+                        v = acc[(r - r0) * n2 + c]
+                        if v != 0.0:
+                            v = v * signed_pow(<double>xr[c * g.sc], p1, neg_p1)
+                        q[c * gd.sc] = <F>v
+                    continue
                 for c in range(n2):
                     q[c * gd.sc] = <F>acc[(r - r0) * n2 + c]
     free(scratch)
@@ -1556,7 +1568,7 @@ def overlap(const T[:] dtype_tag, cnp.ndarray x, cnp.ndarray dx, cnp.ndarray gou
             const int64_t[::1] width, const int64_t[::1] out_len,
             const int64_t[::1] interior, bint linear=False, bint is_min=False,
             bint omit=False, object cval=0, double divide=0.0, object counts=None,
-            int nthreads=1):
+            object power=None, int nthreads=1):
     """Max (min) pooling's gradient over two pooled axes whose windows overlap,
     in one pass: each task owns a band of input rows (accumulated in float64),
     finds the first extremum of every window reading it, and adds the window's
@@ -1564,7 +1576,9 @@ def overlap(const T[:] dtype_tag, cnp.ndarray x, cnp.ndarray dx, cnp.ndarray gou
     for every thread count.  With ``linear``, ``gout`` holds each window's
     factor (a mean's share), added to every cell it reads; or, with ``divide``
     other than 0, ``gout / divide`` is; or with ``counts`` (the windows' valid
-    samples along each axis, float64), ``gout / (counts[0][o] * counts[1][w])``.  ``x``, ``dx``:
+    samples along each axis, float64), ``gout / (counts[0][o] * counts[1][w])``.
+    ``power``: ``(p1, neg_p1)`` multiplies each cell's sum by ``x ** p1`` (Lp's
+    cell factor; ``neg_p1``: see :func:`signed_pow`).  ``x``, ``dx``:
     (batch, rows, columns) views; ``gout``: float64, or float32 where ``dx`` is."""
     if x.ndim != 3:
         raise ValueError("fastpool: overlap takes two pooled axes")
@@ -1579,6 +1593,9 @@ def overlap(const T[:] dtype_tag, cnp.ndarray x, cnp.ndarray dx, cnp.ndarray gou
     cdef const double[::1] rows_n, cols_n
     cdef const double* rowcnt = NULL
     cdef const double* colcnt = NULL
+    cdef bint has_power = power is not None
+    cdef double p1 = power[0] if has_power else 0.0
+    cdef double neg_p1 = power[1] if has_power else 0.0
     cdef int rc
     if counts is not None:
         rows_n, cols_n = counts
@@ -1589,10 +1606,12 @@ def overlap(const T[:] dtype_tag, cnp.ndarray x, cnp.ndarray dx, cnp.ndarray gou
     with nogil:
         if f32:
             rc = overlap_engine(&g, &gd, xp, <float*>dxp, gp, g32, divide, rowcnt,
-                                colcnt, linear, is_min, omit, cv, nthreads)
+                                colcnt, linear, has_power, p1, neg_p1, is_min, omit,
+                                cv, nthreads)
         else:
             rc = overlap_engine(&g, &gd, xp, <double*>dxp, gp, g32, divide, rowcnt,
-                                colcnt, linear, is_min, omit, cv, nthreads)
+                                colcnt, linear, has_power, p1, neg_p1, is_min, omit,
+                                cv, nthreads)
     if rc:
         raise MemoryError("fastpool: no memory for the per-thread buffers")
 
