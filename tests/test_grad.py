@@ -1202,6 +1202,7 @@ def test_overlapping_extremum_bands_equal_the_gather(case, is_min, monkeypatch):
     x = np.round(rng.standard_normal(shape) * 3)          # many ties
     x[rng.random(shape) < 0.01] = np.nan
     x[:, 5:7, 100:104] = np.nan                           # all-NaN windows
+    x[:, 1, 10:13] = [np.inf, -np.inf, np.inf]            # inf - inf in a row sum
     kw = dict(size=size, stride=stride, padding=padding, dilation=dilation,
               ceil_mode=ceil, mode=mode, cval=5.0 if is_min else -5.0,
               nan_policy=nan_policy, axes=(1, 2))

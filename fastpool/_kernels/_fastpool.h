@@ -101,12 +101,37 @@ FP_EXTREMUM_BLOCKS(double, fp_bits64, f64)
         }                                                                     \
         taps[i] = (int)(s | ~found);                                          \
     }
+/* Without NaN the first extremum is a running one with a strict comparison,
+   a third of the work; whether a NaN was there is told by each window's sum
+   (NaN also for inf - inf: then the NaN-aware loop runs, as for a NaN). */
+#define FP_TAPS_PLAIN_LOOP(T, K, R, BETTER)                                   \
+    for (ptrdiff_t i = 0; i < n; i++) {                                       \
+        T v[K * R];                                                           \
+        for (int r = 0; r < R; r++)                                           \
+            for (int j = 0; j < K; j++) v[r * K + j] = p[r][2 * i + j];       \
+        T m = v[0], sum = v[0];                                               \
+        unsigned int s = 0;                                                   \
+        for (int t = 1; t < K * R; t++) {                                     \
+            unsigned int h = -(unsigned int)(v[t] BETTER m);                  \
+            s = (s & ~h) | ((unsigned int)t & h);                             \
+            m = v[t] BETTER m ? v[t] : m;                                     \
+            sum += v[t];                                                      \
+        }                                                                     \
+        taps[i] = (int)s;                                                     \
+        nan |= (unsigned int)(sum != sum);                                    \
+    }
 #define FP_FIRST_TAPS(T, S, K, R)                                             \
 static inline void fp_first_taps_##K##x##R##_##S(                             \
         const T* const* rows, int* restrict taps, ptrdiff_t n, int is_min,    \
         int omit) {                                                           \
     const T* p[R];                                                            \
+    unsigned int nan = 0;                                                     \
     for (int r = 0; r < R; r++) p[r] = rows[r];                               \
+    if (!omit) {                                                              \
+        if (is_min) { FP_TAPS_PLAIN_LOOP(T, K, R, <) }                        \
+        else { FP_TAPS_PLAIN_LOOP(T, K, R, >) }                               \
+        if (!nan) return;                                                     \
+    }                                                                         \
     if (is_min && omit) { FP_TAPS_LOOP(T, K, R, FP_BMIN_OMIT, FP_NO_HIT) }    \
     else if (is_min) { FP_TAPS_LOOP(T, K, R, FP_BMIN_PROP, FP_NAN_HIT) }      \
     else if (omit) { FP_TAPS_LOOP(T, K, R, FP_BMAX_OMIT, FP_NO_HIT) }         \
