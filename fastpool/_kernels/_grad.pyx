@@ -1556,6 +1556,10 @@ cdef int overlap_engine(const Geom* g, const Geom* gd, const T* x, F* dx,
                             v = v * signed_pow(<double>xr[c * g.sc], p1, neg_p1)
                         q[c * gd.sc] = <F>v
                     continue
+                if gd.sc == 1:
+                    for c in range(n2):   # contiguous: one vectorised conversion
+                        q[c] = <F>acc[(r - r0) * n2 + c]
+                    continue
                 for c in range(n2):
                     q[c * gd.sc] = <F>acc[(r - r0) * n2 + c]
     free(scratch)
