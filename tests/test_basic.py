@@ -851,3 +851,31 @@ def test_two_wide_means_of_short_and_long_rows(dtype, width, window):
             expected, _ = ref(x, "sum", window, dtype=np.float32, axes=axes, **kw)
             got = fastpool.sum_pool(x, window, axes=axes, output=np.float32, **kw)
             np.testing.assert_array_equal(got, expected, err_msg=str(kw))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("nan_policy", ["propagate", "omit"])
+@pytest.mark.parametrize("func", ["max_pool", "min_pool"])
+def test_indices_of_common_windows_equal_the_sample_path(dtype, nan_policy, func):
+    """2x2, 3x3/2 and 2x2x2 windows along contiguous float rows find their
+    extremum and its index in one vectorised loop; a Fortran-ordered copy takes
+    the per-sample path: the same values and indices (ties, signed zeros, NaN,
+    all-NaN windows, infinities), and the indices against the values."""
+    rng = np.random.default_rng([83, nan_policy == "omit", func == "min_pool"])
+    x = rng.choice(np.array([-1.0, -0.0, 0.0, 2.0, np.inf, -np.inf]), (3, 8, 10, 143))
+    x[rng.random(x.shape) < 0.05] = np.nan
+    x[:, :, 2:4, 20:24] = np.nan
+    x = x.astype(dtype)
+    fn = getattr(fastpool, func)
+    for kw in (dict(size=2, axes=(2, 3)), dict(size=3, stride=2, padding=1, axes=(2, 3)),
+               dict(size=2, axes=(1, 2, 3)), dict(size=2, ceil_mode=True, axes=(2, 3))):
+        v, i = fn(x, **kw, nan_policy=nan_policy, return_indices=True)
+        fv, fi = fn(np.asfortranarray(x), **kw, nan_policy=nan_policy,
+                    return_indices=True)
+        assert np.array_equal(i, fi), kw
+        assert np.ascontiguousarray(fv).tobytes() == v.tobytes(), kw
+        axes = kw["axes"]
+        pooled = x.reshape(x.shape[:4 - len(axes)] + (-1,))
+        picked = np.take_along_axis(pooled, i.reshape(i.shape[:4 - len(axes)] + (-1,)),
+                                    axis=-1).reshape(v.shape)
+        assert np.array_equal(picked, v, equal_nan=True), kw

@@ -9,7 +9,7 @@ tracking take a direct loop; everything else goes through the sample tables.
 
 from cython.parallel cimport parallel, prange, threadid
 from libc.stdlib cimport free
-from libc.stdint cimport int64_t
+from libc.stdint cimport int32_t, int64_t
 
 cimport numpy as cnp
 
@@ -275,6 +275,72 @@ cdef void rows_direct(const Geom* g, const T* xb, const int64_t* roff, Py_ssize_
         rows4_direct_as(g, r0, r1, r2, r3, acc, c0, c1, later, prop, tag)
 
 
+cdef extern from "_fastpool.h":
+    void fp_first_taps_2x2_f32(const float* const* rows, int32_t* taps, Py_ssize_t n,
+                               bint is_min, bint omit) noexcept nogil
+    void fp_first_taps_2x2_f64(const double* const* rows, int32_t* taps, Py_ssize_t n,
+                               bint is_min, bint omit) noexcept nogil
+    void fp_first_taps_3x3_f32(const float* const* rows, int32_t* taps, Py_ssize_t n,
+                               bint is_min, bint omit) noexcept nogil
+    void fp_first_taps_3x3_f64(const double* const* rows, int32_t* taps, Py_ssize_t n,
+                               bint is_min, bint omit) noexcept nogil
+    void fp_first_taps_2x4_f32(const float* const* rows, int32_t* taps, Py_ssize_t n,
+                               bint is_min, bint omit) noexcept nogil
+    void fp_first_taps_2x4_f64(const double* const* rows, int32_t* taps, Py_ssize_t n,
+                               bint is_min, bint omit) noexcept nogil
+
+
+cdef bint indexed_interior(const Geom* g, const T* xb, const int64_t* roff,
+                           const int64_t* rflat, Py_ssize_t nrows, T* acc, int64_t* idx,
+                           bint omit, Dir tag) noexcept nogil:
+    """The interior windows' extremum and its index, found in one vectorised loop
+    (the first extremum in C order, the first NaN under 'propagate'; an all-NaN
+    window under 'omit' reports its first sample, as :func:`take` does) for 2x2,
+    3x3 and 2x2x2 windows at stride 2 along contiguous float rows; False (nothing
+    done) for the others."""
+    cdef int32_t S[64]
+    cdef const T* P[4]
+    cdef int64_t off[12]
+    cdef int32_t tap_row[12]
+    cdef Py_ssize_t w, i, nl, r, j, k = g.k
+    cdef int32_t tap
+    cdef bint is_min = Dir is MinTag
+    if not (T is float or T is double) or g.s != 2 or g.dil != 1 or g.sc != 1:
+        return False
+    if not ((k == 2 and (nrows == 2 or nrows == 4)) or (k == 3 and nrows == 3)):
+        return False
+    for r in range(nrows):
+        for j in range(k):
+            tap_row[r * k + j] = <int32_t>r
+            off[r * k + j] = rflat[r] * g.in_len[g.d] + j - g.p
+    w = g.lo
+    while w < g.hi:
+        nl = min(<Py_ssize_t>64, g.hi - w)
+        for r in range(nrows):
+            P[r] = xb + roff[r] + (w * 2 - g.p)
+        if T is float:
+            if k == 3:
+                fp_first_taps_3x3_f32(P, S, nl, is_min, omit)
+            elif nrows == 2:
+                fp_first_taps_2x2_f32(P, S, nl, is_min, omit)
+            else:
+                fp_first_taps_2x4_f32(P, S, nl, is_min, omit)
+        elif T is double:
+            if k == 3:
+                fp_first_taps_3x3_f64(P, S, nl, is_min, omit)
+            elif nrows == 2:
+                fp_first_taps_2x2_f64(P, S, nl, is_min, omit)
+            else:
+                fp_first_taps_2x4_f64(P, S, nl, is_min, omit)
+        for i in range(nl):
+            tap = S[i] if S[i] >= 0 else 0
+            r = tap_row[tap]
+            acc[w + i] = P[r][2 * i + tap - r * k]
+            idx[w + i] = off[tap] + (w + i) * 2
+        w = w + nl
+    return True
+
+
 cdef int engine(const Geom* g, const T* x, T* out, int64_t* iout, bint want_idx,
                 bint omit, bint has_nd, T nd, T cval, int nthreads,
                 Dir tag) noexcept nogil:
@@ -354,6 +420,13 @@ cdef int engine(const Geom* g, const T* x, T* out, int64_t* iout, bint want_idx,
                         rows_direct(gp, xb, roff + r, min(4, nrows - r), acc, c0, c1,
                                     r == 0, omit, tag)
                     c0 = c1
+            elif (want_idx and not has_nd and not any_cval
+                  and indexed_interior(gp, xb, roff, rflat, nrows, acc, idx, omit, tag)):
+                for r in range(nrows):
+                    row_tables(gp, xb + roff[r], rflat[r], False, cval, 0, gp.lo,
+                               acc, idx, omit, False, nd, tag)
+                    row_tables(gp, xb + roff[r], rflat[r], False, cval, gp.hi, W,
+                               acc, idx, omit, False, nd, tag)
             else:
                 for r in range(nrows):
                     row_tables(gp, xb + roff[r], rflat[r], rcv[r], cval, 0, W,

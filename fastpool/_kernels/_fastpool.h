@@ -137,6 +137,8 @@ static inline void fp_first_taps_##K##x##R##_##S(                             \
     else if (omit) { FP_TAPS_LOOP(T, K, R, FP_BMAX_OMIT, FP_NO_HIT) }         \
     else { FP_TAPS_LOOP(T, K, R, FP_BMAX_PROP, FP_NAN_HIT) }                  \
 }
+FP_FIRST_TAPS(float, f32, 2, 2)
+FP_FIRST_TAPS(double, f64, 2, 2)
 FP_FIRST_TAPS(float, f32, 3, 3)
 FP_FIRST_TAPS(double, f64, 3, 3)
 FP_FIRST_TAPS(float, f32, 2, 4)
