@@ -333,6 +333,51 @@ cdef inline T highest(T kind) noexcept nogil:
         return UINT64_MAX
 
 
+cdef extern from "_fastpool.h":
+    void fp_first_taps_2x2_f32(const float* const* rows, int32_t* taps, Py_ssize_t n,
+                               bint is_min, bint omit) noexcept nogil
+    void fp_first_taps_2x2_f64(const double* const* rows, int32_t* taps, Py_ssize_t n,
+                               bint is_min, bint omit) noexcept nogil
+    void fp_first_taps_3x3_f32(const float* const* rows, int32_t* taps, Py_ssize_t n,
+                               bint is_min, bint omit) noexcept nogil
+    void fp_first_taps_3x3_f64(const double* const* rows, int32_t* taps, Py_ssize_t n,
+                               bint is_min, bint omit) noexcept nogil
+    void fp_first_taps_2x4_f32(const float* const* rows, int32_t* taps, Py_ssize_t n,
+                               bint is_min, bint omit) noexcept nogil
+    void fp_first_taps_2x4_f64(const double* const* rows, int32_t* taps, Py_ssize_t n,
+                               bint is_min, bint omit) noexcept nogil
+
+
+cdef inline bint first_taps_stride2(const T* const* rows, Py_ssize_t k, Py_ssize_t nrows,
+                                    Py_ssize_t n, bint is_min, bint omit,
+                                    int32_t* taps) noexcept nogil:
+    """The tap (``r * k + j``) of the first extremum (the first NaN under
+    'propagate') of ``n`` windows of ``k`` samples on each of ``nrows`` rows,
+    ``rows[r][2 * i + j]`` (stride 2 along contiguous float rows), in one
+    vectorised loop; -1 for an all-NaN window under 'omit'.  For 2x2, 3x3 and
+    2x2x2 windows; False (nothing done) for the others."""
+    if not (T is float or T is double):
+        return False
+    if k == 3 and nrows == 3:
+        if T is float:
+            fp_first_taps_3x3_f32(rows, taps, n, is_min, omit)
+        else:
+            fp_first_taps_3x3_f64(rows, taps, n, is_min, omit)
+    elif k == 2 and nrows == 2:
+        if T is float:
+            fp_first_taps_2x2_f32(rows, taps, n, is_min, omit)
+        else:
+            fp_first_taps_2x2_f64(rows, taps, n, is_min, omit)
+    elif k == 2 and nrows == 4:
+        if T is float:
+            fp_first_taps_2x4_f32(rows, taps, n, is_min, omit)
+        else:
+            fp_first_taps_2x4_f64(rows, taps, n, is_min, omit)
+    else:
+        return False
+    return True
+
+
 cdef inline T select(bint c, T x, T y) noexcept nogil:
     """``x if c else y`` as a C conditional expression (branch-free in loops)."""
     if T is uint8_t:

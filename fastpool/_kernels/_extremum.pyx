@@ -14,6 +14,7 @@ from libc.stdint cimport int32_t, int64_t
 cimport numpy as cnp
 
 from ._common cimport (EXCLUDED, aligned_alloc, Dir, FoldTag, Geom, InitTag, MaxTag, MinTag, NanTag,
+                       first_taps_stride2,
                        OmitTag, PassTag, PropTag, RowScratch, T, block_len, collect_rows,
                        prefetch_block,
                        scratch_at, scratch_size,
@@ -275,21 +276,6 @@ cdef void rows_direct(const Geom* g, const T* xb, const int64_t* roff, Py_ssize_
         rows4_direct_as(g, r0, r1, r2, r3, acc, c0, c1, later, prop, tag)
 
 
-cdef extern from "_fastpool.h":
-    void fp_first_taps_2x2_f32(const float* const* rows, int32_t* taps, Py_ssize_t n,
-                               bint is_min, bint omit) noexcept nogil
-    void fp_first_taps_2x2_f64(const double* const* rows, int32_t* taps, Py_ssize_t n,
-                               bint is_min, bint omit) noexcept nogil
-    void fp_first_taps_3x3_f32(const float* const* rows, int32_t* taps, Py_ssize_t n,
-                               bint is_min, bint omit) noexcept nogil
-    void fp_first_taps_3x3_f64(const double* const* rows, int32_t* taps, Py_ssize_t n,
-                               bint is_min, bint omit) noexcept nogil
-    void fp_first_taps_2x4_f32(const float* const* rows, int32_t* taps, Py_ssize_t n,
-                               bint is_min, bint omit) noexcept nogil
-    void fp_first_taps_2x4_f64(const double* const* rows, int32_t* taps, Py_ssize_t n,
-                               bint is_min, bint omit) noexcept nogil
-
-
 cdef bint indexed_interior(const Geom* g, const T* xb, const int64_t* roff,
                            const int64_t* rflat, Py_ssize_t nrows, T* acc, int64_t* idx,
                            bint omit, Dir tag) noexcept nogil:
@@ -305,9 +291,9 @@ cdef bint indexed_interior(const Geom* g, const T* xb, const int64_t* roff,
     cdef Py_ssize_t w, i, nl, r, j, k = g.k
     cdef int32_t tap
     cdef bint is_min = Dir is MinTag
-    if not (T is float or T is double) or g.s != 2 or g.dil != 1 or g.sc != 1:
+    if g.s != 2 or g.dil != 1 or g.sc != 1 or g.hi <= g.lo:
         return False
-    if not ((k == 2 and (nrows == 2 or nrows == 4)) or (k == 3 and nrows == 3)):
+    if nrows * k > 12:
         return False
     for r in range(nrows):
         for j in range(k):
@@ -318,20 +304,8 @@ cdef bint indexed_interior(const Geom* g, const T* xb, const int64_t* roff,
         nl = min(<Py_ssize_t>64, g.hi - w)
         for r in range(nrows):
             P[r] = xb + roff[r] + (w * 2 - g.p)
-        if T is float:
-            if k == 3:
-                fp_first_taps_3x3_f32(P, S, nl, is_min, omit)
-            elif nrows == 2:
-                fp_first_taps_2x2_f32(P, S, nl, is_min, omit)
-            else:
-                fp_first_taps_2x4_f32(P, S, nl, is_min, omit)
-        elif T is double:
-            if k == 3:
-                fp_first_taps_3x3_f64(P, S, nl, is_min, omit)
-            elif nrows == 2:
-                fp_first_taps_2x2_f64(P, S, nl, is_min, omit)
-            else:
-                fp_first_taps_2x4_f64(P, S, nl, is_min, omit)
+        if not first_taps_stride2(P, k, nrows, nl, is_min, omit, S):
+            return False   # not 2x2, 3x3 or 2x2x2: before any window is written
         for i in range(nl):
             tap = S[i] if S[i] >= 0 else 0
             r = tap_row[tap]

@@ -26,7 +26,7 @@ import numpy as np
 
 from ._common cimport (EXCLUDED, MAX_DIMS, aligned_alloc, Dir, Geom, MaxTag, MinTag,
                        NanTag, OmitTag, PropTag, T, collect_rows, fp_uniform,
-                       fp_exp, make_geom, select, window_samples)
+                       first_taps_stride2, fp_exp, make_geom, select, window_samples)
 
 cnp.import_array()
 
@@ -957,16 +957,6 @@ cdef extern from "_fastpool.h":
     void fp_extremum_blocks_f64(const double* p0, const double* p1, double* q0,
                                 double* q1, const double* g, Py_ssize_t n, bint is_min,
                                 bint omit) noexcept nogil
-
-
-    void fp_first_taps_3x3_f32(const float* const* rows, int32_t* taps, Py_ssize_t n,
-                               bint is_min, bint omit) noexcept nogil
-    void fp_first_taps_3x3_f64(const double* const* rows, int32_t* taps, Py_ssize_t n,
-                               bint is_min, bint omit) noexcept nogil
-    void fp_first_taps_2x4_f32(const float* const* rows, int32_t* taps, Py_ssize_t n,
-                               bint is_min, bint omit) noexcept nogil
-    void fp_first_taps_2x4_f64(const double* const* rows, int32_t* taps, Py_ssize_t n,
-                               bint is_min, bint omit) noexcept nogil
     void fp_soft_blocks_f32(const float* p0, const float* p1, float* q0, float* q1,
                             const float* g, Py_ssize_t n, double beta) noexcept nogil
     void fp_soft_blocks_f64(const double* p0, const double* p1, double* q0, double* q1,
@@ -980,28 +970,16 @@ cdef extern from "_fastpool.h":
 cdef inline bint first_taps_fast(const Geom* g, const T* xb, const int64_t* roff,
                                  Py_ssize_t nrows, Py_ssize_t c0, Py_ssize_t nl,
                                  bint is_min, bint omit, int32_t* S) noexcept nogil:
-    """:func:`first_extremum_taps` in one vectorised loop for the common windows
-    (3x3 and 2x2x2 at stride 2 along contiguous float rows); -1 for a window that
-    sends nothing (all NaN under 'omit').  False (nothing done) for the others."""
+    """:func:`first_extremum_taps` by :func:`first_taps_stride2` (3x3, 2x2 and
+    2x2x2 windows at stride 2 along contiguous float rows); False (nothing done)
+    for the others."""
     cdef const T* P[4]
     cdef Py_ssize_t r
-    if not (T is float or T is double) or g.s != 2 or g.dil != 1 or g.sc != 1:
-        return False
-    if not ((g.k == 3 and nrows == 3) or (g.k == 2 and nrows == 4)):
+    if g.s != 2 or g.dil != 1 or g.sc != 1 or nrows > 4:
         return False
     for r in range(nrows):
         P[r] = xb + roff[r] + (c0 * 2 - g.p)
-    if T is float:
-        if g.k == 3:
-            fp_first_taps_3x3_f32(P, S, nl, is_min, omit)
-        else:
-            fp_first_taps_2x4_f32(P, S, nl, is_min, omit)
-    elif T is double:
-        if g.k == 3:
-            fp_first_taps_3x3_f64(P, S, nl, is_min, omit)
-        else:
-            fp_first_taps_2x4_f64(P, S, nl, is_min, omit)
-    return True
+    return first_taps_stride2(P, g.k, nrows, nl, is_min, omit, S)
 
 
 cdef inline void extremum_blocks(const T* p0, const T* p1, F* q0, F* q1, const F* GL,
