@@ -766,4 +766,43 @@ FP_MEANS_F32(signed char, i8)
 FP_MEANS_F32(unsigned short, u16)
 FP_MEANS_F32(short, i16)
 
+/* float64 accumulators rounded into a gradient row q[0, n): with ``stream``,
+   through non-temporal stores (AVX2 builds), which skip reading the
+   destination's lines into the cache first: a large result written once is
+   then one pass over memory, not two.  Same values either way; the caller
+   fences (fp_stream_fence) before another thread may read q. */
+static inline void fp_round_row_f32(float* q, const double* a, ptrdiff_t n, int stream) {
+    ptrdiff_t i = 0;
+#if defined(__AVX2__)
+    if (stream) {
+        for (; i < n && (((size_t)(q + i)) & 31); i++) q[i] = (float)a[i];
+        for (; i + 8 <= n; i += 8) {
+            __m128 lo = _mm256_cvtpd_ps(_mm256_loadu_pd(a + i));
+            __m128 hi = _mm256_cvtpd_ps(_mm256_loadu_pd(a + i + 4));
+            _mm256_stream_ps(q + i, _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1));
+        }
+    }
+#else
+    (void)stream;
+#endif
+    for (; i < n; i++) q[i] = (float)a[i];
+}
+static inline void fp_round_row_f64(double* q, const double* a, ptrdiff_t n, int stream) {
+    ptrdiff_t i = 0;
+#if defined(__AVX2__)
+    if (stream) {
+        for (; i < n && (((size_t)(q + i)) & 31); i++) q[i] = a[i];
+        for (; i + 4 <= n; i += 4) _mm256_stream_pd(q + i, _mm256_loadu_pd(a + i));
+    }
+#else
+    (void)stream;
+#endif
+    for (; i < n; i++) q[i] = a[i];
+}
+static inline void fp_stream_fence(void) {
+#if defined(__AVX2__)
+    _mm_sfence();
+#endif
+}
+
 #endif

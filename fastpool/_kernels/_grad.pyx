@@ -1339,6 +1339,23 @@ cdef int disjoint_engine(const Geom* g, const Geom* gd, const T* x, F* dx,
 
 cdef enum:
     BAND_BYTES = 262144   # a task's float64 accumulator rows: a share of L2
+    STREAM_BYTES = 16777216   # results from this size on bypass the caches
+
+
+cdef extern from "_fastpool.h":
+    void fp_round_row_f32(float* q, const double* a, Py_ssize_t n,
+                          bint stream) noexcept nogil
+    void fp_round_row_f64(double* q, const double* a, Py_ssize_t n,
+                          bint stream) noexcept nogil
+    void fp_stream_fence() noexcept nogil
+
+
+cdef inline void round_row(F* q, const double* a, Py_ssize_t n, bint stream) noexcept nogil:
+    """``q[i] = <F>a[i]`` for a contiguous row (see fp_round_row_f32)."""
+    if F is float:
+        fp_round_row_f32(q, a, n, stream)
+    else:
+        fp_round_row_f64(q, a, n, stream)
 
 
 cdef void overlap_row(const Geom* g, const T* xb, const char* gb, bint g32, double divide,
@@ -1451,6 +1468,8 @@ cdef int overlap_engine(const Geom* g, const Geom* gd, const T* x, F* dx,
     cdef Py_ssize_t total = g.nbatch * nbands, t, bi, nrows
     cdef int64_t oo, io
     cdef int gshift = 2 if g32 else 3
+    # a result larger than the caches is written past them
+    cdef bint stream = g.nbatch * n1 * n2 * <int64_t>sizeof(F) >= STREAM_BYTES
     cdef const int64_t* tab0 = g.tables + g.tab_off[0]
     cdef Py_ssize_t ntaps = max(g.max_rows, 1) * g.k
     cdef Py_ssize_t ab = ((band * n2 * 8) + 63) & ~(<Py_ssize_t>63)
@@ -1535,11 +1554,12 @@ cdef int overlap_engine(const Geom* g, const Geom* gd, const T* x, F* dx,
                         q[c * gd.sc] = <F>v
                     continue
                 if gd.sc == 1:
-                    for c in range(n2):   # contiguous: one vectorised conversion
-                        q[c] = <F>acc[(r - r0) * n2 + c]
+                    round_row(q, acc + (r - r0) * n2, n2, stream)
                     continue
                 for c in range(n2):
                     q[c * gd.sc] = <F>acc[(r - r0) * n2 + c]
+        # each thread's streamed stores are visible before the call returns
+        fp_stream_fence()
     free(scratch)
     free(span)
     return 0
