@@ -311,8 +311,8 @@ def _overlap(bw, is_min=False, factors=None, power=None):
     pooling's gradient, or with ``factors`` (a mean's share per window, see
     :func:`_shares`, or the windows' counts along each axis: the share is
     grad_output over their product) the means', each cell's sum times
-    ``x ** power[0]`` with ``power`` (Lp's).  None with more or fewer axes, with nodata, and for the means with
-    missing values."""
+    ``x ** power[0]`` with ``power`` (Lp's).  None with more or fewer axes, with
+    nodata, and for the means with missing values."""
     call = bw.call
     if (len(call.windows) != 2 or call.nodata is not None
             or (factors is not None and call.omit)):
@@ -382,7 +382,9 @@ def _lp_backward(grad_output, input, p, size, output=None, average=False, **kw):
         elif p == 2.0:
             np.divide(1.0, scale, out=scale)
         elif p == 0.5:
-            np.sqrt(scale, out=scale)   # out >= 0 or NaN for a non-integer p
+            # sqrt, as ``** 0.5`` took it (correctly rounded; np.power may not
+            # be); out is >= 0 or NaN for a non-integer p
+            np.sqrt(scale, out=scale)
         else:
             negative = _negative_factor(1.0 - p)
             below = scale < 0

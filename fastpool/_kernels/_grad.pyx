@@ -935,14 +935,6 @@ cdef void extremum_taps_as(const Geom* g, const T* xb, const int64_t* roff,
                     M[i] = p[i * step]
                     S[i] = 0
                 continue
-            if step == 2:
-                # 2x2 blocks: a constant stride, so the loads vectorise too
-                for i in range(nl):
-                    v = p[2 * i]
-                    hit = replaces(v, M[i], Dir is MinTag, NanTag is OmitTag)
-                    M[i] = select(hit, v, M[i])
-                    S[i] = tap if hit else S[i]
-                continue
             for i in range(nl):
                 v = p[i * step]
                 hit = replaces(v, M[i], Dir is MinTag, NanTag is OmitTag)
