@@ -202,6 +202,30 @@ def _run_view(view):
     return as_strided(view, (view.shape[0], n), (view.strides[0], step), writeable=False)
 
 
+def _memory_walk(view):
+    """``view`` (items, *pooled) as (items, n) walked in memory order (the pooled
+    axes by decreasing stride, none negative), with what maps a place ``q`` of
+    the walk back to the C-order index of the pooled axes: the walk's axis
+    lengths, each axis's weight in C order (negative where flipped) and the
+    offset of the flips; None where no order makes one strided run."""
+    shape = view.shape[1:]
+    c_weight = [math.prod(shape[k + 1:]) for k in range(len(shape))]
+    order = sorted(range(len(shape)), key=lambda k: -abs(view.strides[1 + k]))
+    offset, weight = 0, []
+    for k in order:
+        if view.strides[1 + k] < 0:
+            view = np.flip(view, 1 + k)
+            offset += (shape[k] - 1) * c_weight[k]
+            weight.append(-c_weight[k])
+        else:
+            weight.append(c_weight[k])
+    run = _run_view(view.transpose([0] + [1 + k for k in order]))
+    if run is None:
+        return None
+    return (run, np.array([shape[k] for k in order], dtype=np.int64),
+            np.array(weight, dtype=np.int64), offset)
+
+
 def _round_half_even_div(total, count):
     """``total / count`` rounded half to even, exactly, for int64 arrays."""
     q, r = np.divmod(total, count)
@@ -230,11 +254,20 @@ def _global_runs(method, input, axes, kwargs):
         return None  # 64-bit integer sums need the 128-bit accumulators
     groups = _pool.batch_views((x,), pooled)
     runs = [_run_view(views[0]) for views in groups]
+    walks = [None] * len(runs)
     if any(r is None for r in runs):
         if method in ("max", "min"):
-            return None  # one window per item: the same values, first index
-        # Sums walk other layouts in C order, associated as a run would be.
-        runs = [r if r is not None else views[0] for r, views in zip(runs, groups)]
+            # An extremum is the same in any order: walk the memory (a Fortran
+            # array read in C order jumps a page an element), and map the first
+            # index back to C order.
+            walks = [None if r is not None else _memory_walk(views[0])
+                     for r, views in zip(runs, groups)]
+            if any(r is None and w is None for r, w in zip(runs, walks)):
+                return None  # one window per item: the same values, first index
+            runs = [r if r is not None else w[0] for r, w in zip(runs, walks)]
+        else:
+            # Sums walk other layouts in C order, associated as a run would be.
+            runs = [r if r is not None else views[0] for r, views in zip(runs, groups)]
     S.check_nan_policy(x, p.nan_policy)
     _, nodata, nan_policy = S.fill_values(x, "ignore", 0.0, kwargs.get("nodata"),
                                           p.nan_policy, in_dtype)
@@ -248,7 +281,7 @@ def _global_runs(method, input, axes, kwargs):
     indices = np.empty(kept, dtype=np.int64) if want_idx else None
     targets = _pool.batch_views((x, result) + ((indices,) if want_idx else ()), pooled)
     tag = np.empty(0, dtype=x.dtype)
-    for run, views in zip(runs, targets):
+    for run, walk, views in zip(runs, walks, targets):
         items, n = run.shape[0], math.prod(run.shape[1:])
         nblocks = -(-n // _whole.BLOCK_LENGTH)
         nthreads = S.threads_for(items * n, kwargs.get("workers"))
@@ -276,21 +309,30 @@ def _global_runs(method, input, axes, kwargs):
             val = np.empty((items, nblocks), dtype=x.dtype)
             _whole.global_extremum(tag, method == "min", run, val, count, omit, nodata,
                                    nthreads)
-            values, block_of = _merge_extrema(method == "min", val, count, nodata)
+            values, block_of, hit = _merge_extrema(method == "min", val, count, nodata)
             if want_idx:
-                # Only the block that holds each item's first winner is scanned.
-                where = np.zeros(items, dtype=np.int64)
-                _whole.global_first_index(tag, run, block_of,
-                                          np.ascontiguousarray(values, dtype=x.dtype),
-                                          where, omit, nodata, nthreads)
+                want = np.ascontiguousarray(values, dtype=x.dtype)
+                if walk is None:
+                    # Only the block that holds each item's first winner is scanned.
+                    where = np.zeros(items, dtype=np.int64)
+                    _whole.global_first_index(tag, run, block_of, want, where, omit,
+                                              nodata, nthreads)
+                else:
+                    # Every block that holds a winner is scanned.
+                    least = np.full(hit.shape, np.iinfo(np.int64).max, dtype=np.int64)
+                    _whole.global_least_index(tag, run, hit.view(np.uint8), want,
+                                              walk[1], walk[2], walk[3], least, omit,
+                                              nodata, nthreads)
+                    where = np.where(block_of < 0, 0, least.min(axis=1))
                 S.store(views[2], where.reshape(views[2].shape))
         S.store(views[1], values.reshape(views[1].shape))
     return (result, indices) if want_idx else result
 
 
 def _merge_extrema(is_min, val, count, nodata):
-    """The extremum over blocks (a NaN wins, as in a window) and the first block
-    that holds it (-1 where no block has a valid element)."""
+    """The extremum over blocks (a NaN wins, as in a window), the first block
+    that holds it (-1 where no block has a valid element), and which blocks
+    hold it."""
     valid = count > 0
     pick = np.min if is_min else np.max
     if val.dtype.kind == "f":
@@ -307,7 +349,7 @@ def _merge_extrema(is_min, val, count, nodata):
     if empty.any():
         best[empty] = nodata if nodata is not None else np.nan
         first[empty] = -1
-    return best, first
+    return best, first, np.ascontiguousarray(hit)
 
 
 @dask_aware

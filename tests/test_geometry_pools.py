@@ -1384,3 +1384,90 @@ def test_global_sums_bitwise_the_same_for_every_layout():
                            for a in layouts]
                 for r in results[1:]:
                     assert r.tobytes() == results[0].tobytes(), (axes, method, policy)
+
+
+def _layouts(x):
+    """``x`` in C order, Fortran order, an axis permutation and flipped axes."""
+    perm = tuple(range(x.ndim))[::-1]
+    return {"C": x, "F": np.asfortranarray(x),
+            "permuted": x.transpose(perm).copy().transpose(np.argsort(perm)),
+            "flipped": np.ascontiguousarray(x[..., ::-1, :])[..., ::-1, :],
+            "F-flipped": np.asfortranarray(x[::-1])[::-1]}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "uint8", "int16"])
+@pytest.mark.parametrize("axes", [None, (1, 2), (0, 2)])
+def test_global_extrema_of_every_layout_match_numpy(dtype, axes):
+    """Extrema of layouts that are not one run in C order walk the memory; their
+    indices are still the first in C order of the pooled axes (ties, NaN and
+    winners in several blocks included)."""
+    rng = np.random.default_rng(abs(hash((dtype, str(axes)))) % 1000)
+    x = random_array(rng, (3, 181, 157), dtype, small=True,
+                     nan_frac=0.001 if dtype.startswith("f") else 0.0)
+    ax = None if axes is None else tuple(axes)
+    for name, a in _layouts(x).items():
+        flat = _pooled_last(a, axes)
+        for method, pick, arg in (("max", np.max, np.argmax), ("min", np.min, np.argmin)):
+            v, i = fastpool.global_pool(a, method, axes=axes, return_indices=True)
+            np.testing.assert_array_equal(v, pick(x, axis=ax), err_msg=(name, method))
+            np.testing.assert_array_equal(i.reshape(flat.shape[:-1]), arg(flat, axis=-1),
+                                          err_msg=(name, method))
+            for w in (1, 2):
+                np.testing.assert_array_equal(
+                    fastpool.global_pool(a, method, axes=axes, workers=w), v)
+        if dtype.startswith("f"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                for method, pick in (("max", np.nanmax), ("min", np.nanmin)):
+                    v, i = fastpool.global_pool(a, method, axes=axes, nan_policy="omit",
+                                                return_indices=True)
+                    np.testing.assert_array_equal(v, pick(x, axis=ax), err_msg=name)
+                    np.testing.assert_array_equal(
+                        i.reshape(flat.shape[:-1]),
+                        np.nanargmax(flat, axis=-1) if method == "max"
+                        else np.nanargmin(flat, axis=-1), err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "uint8", "uint16", "int32"])
+@pytest.mark.parametrize("n", [4096 + 13, 3 * 32768 + 29])
+def test_global_missing_values_over_blocks_match_numpy(dtype, n):
+    """'omit' and ``nodata`` over runs of several blocks (the masked lane loops),
+    against NumPy's nan-reductions, and bitwise the same sums as a Fortran
+    layout's C-order walk (the scalar lanes)."""
+    rng = np.random.default_rng(n)
+    x = random_array(rng, (2, n), dtype, small=dtype.startswith("u"),
+                     nan_frac=0.05 if dtype.startswith("f") else 0.0)
+    x[1, : n // 2] = 0  # one row half nodata
+    nodata = 0
+    is_float = dtype.startswith("f")
+    x64 = x.astype(np.float64)
+    masked = np.where(x == nodata, np.nan, x64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if is_float:
+            cases = {"omit": (dict(nan_policy="omit"), x64),
+                     "nodata": (dict(nodata=nodata), np.where(x == nodata, np.nan, x64)),
+                     "both": (dict(nodata=nodata, nan_policy="omit"), masked)}
+        else:
+            cases = {"nodata": (dict(nodata=nodata), masked)}
+        for name, (kw, ref) in cases.items():
+            prop = is_float and "nan_policy" not in kw
+            for method, numpy_f in (("max", np.nanmax), ("min", np.nanmin),
+                                    ("avg", np.nanmean), ("sum", np.nansum)):
+                exact = dict(output=np.float64) if method == "avg" and not is_float else {}
+                got = fastpool.global_pool(x, method, axes=1, **kw, **exact)
+                want = numpy_f(ref, axis=1)
+                if prop:  # NaN is a value under 'propagate'
+                    want = np.where(np.isnan(x64).any(axis=1), np.nan, want)
+                if method in ("max", "min"):
+                    np.testing.assert_array_equal(got, want.astype(got.dtype),
+                                                  err_msg=(name, method))
+                else:
+                    np.testing.assert_allclose(got, want, rtol=1e-6 if dtype == "float32"
+                                               else 1e-12, err_msg=(name, method))
+            if is_float:
+                for method in ("avg", "sum"):
+                    c = fastpool.global_pool(x, method, axes=1, **kw)
+                    f = fastpool.global_pool(np.asfortranarray(x[:, None, :]), method,
+                                             axes=(1, 2), **kw)
+                    assert c.tobytes() == f.tobytes(), (name, method)

@@ -748,6 +748,206 @@ FP_LANE_EXTREMUM(double, max_f64, fp_v8d, fp_v8l, >)
 FP_LANE_EXTREMUM(double, min_f64, fp_v8d, fp_v8l, <)
 #endif
 
+/* The lane loops above where some elements are missing: NaN under 'omit'
+   (`omit`), or equal to `nd` (`has_nd`).  A missing element takes no part in
+   the extremum, adds +0.0 to its sum lane (which leaves it as it was: lanes
+   start at +0.0), and is not counted.  A kept NaN (under 'propagate') never
+   replaces a lane value and is counted in `nans`.  Sum lane j adds element j of
+   every group of 16 in order, as the scalar loop, so the bits are its bits; an
+   extremum does not depend on the grouping.  Written with AVX2 intrinsics:
+   gcc lowers vectors wider than the machine's through the stack. */
+#if defined(__AVX2__)
+#define FP_MISSING_PS(v, om, hm, ndv)                                              \
+    _mm256_or_ps(_mm256_and_ps(om, _mm256_cmp_ps(v, v, _CMP_UNORD_Q)),             \
+                 _mm256_and_ps(hm, _mm256_cmp_ps(v, ndv, _CMP_EQ_OQ)))
+#define FP_MISSING_PD(v, om, hm, ndv)                                              \
+    _mm256_or_pd(_mm256_and_pd(om, _mm256_cmp_pd(v, v, _CMP_UNORD_Q)),             \
+                 _mm256_and_pd(hm, _mm256_cmp_pd(v, ndv, _CMP_EQ_OQ)))
+
+#define FP_MASKED_LANE_STEP(M, q, OP)                                              \
+    v = _mm256_loadu_ps(q);                                                        \
+    gone = FP_MISSING_PS(v, om, hm, ndv);                                          \
+    /* OP(v, m) keeps m where v is NaN (or equal): a kept NaN never wins */        \
+    M = OP(_mm256_blendv_ps(v, worst, gone), M);                                   \
+    cnt = _mm256_sub_epi32(cnt, _mm256_castps_si256(_mm256_xor_ps(gone, ones)));   \
+    nn = _mm256_sub_epi32(nn, _mm256_castps_si256(                                 \
+        _mm256_andnot_ps(gone, _mm256_cmp_ps(v, v, _CMP_UNORD_Q))));
+
+/* f32: 8 lanes, one vector; two chains of groups (merged at the end). */
+#define FP_MASKED_LANES_F32(S, OP, WORST)                                            \
+static inline void fp_masked_lanes_##S(const float* p, ptrdiff_t blocks, int omit,  \
+                                       int has_nd, float nd, float* lanes,          \
+                                       int* counts, int* nans) {                    \
+    const __m256 om = _mm256_castsi256_ps(_mm256_set1_epi32(omit ? -1 : 0));       \
+    const __m256 hm = _mm256_castsi256_ps(_mm256_set1_epi32(has_nd ? -1 : 0));     \
+    const __m256 ndv = _mm256_set1_ps(nd), worst = _mm256_set1_ps(WORST);          \
+    const __m256 ones = _mm256_castsi256_ps(_mm256_set1_epi32(-1));                \
+    __m256 m[2], v, gone;                                                          \
+    __m256i cnt = _mm256_setzero_si256(), nn = _mm256_setzero_si256();             \
+    ptrdiff_t i;                                                                   \
+    int k;                                                                         \
+    m[0] = m[1] = _mm256_loadu_ps(lanes);                                          \
+    for (i = 0; i + 2 <= blocks; i += 2) {                                         \
+        FP_PREFETCH((const char*)(p + 8 * i) + FP_STREAM_AHEAD);                   \
+        FP_MASKED_LANE_STEP(m[0], p + 8 * i, OP)                                   \
+        FP_MASKED_LANE_STEP(m[1], p + 8 * i + 8, OP)                               \
+    }                                                                              \
+    if (i < blocks) { FP_MASKED_LANE_STEP(m[0], p + 8 * i, OP) }                   \
+    _mm256_storeu_ps(lanes, OP(m[1], m[0]));                                       \
+    int c[8], n[8];                                                                \
+    _mm256_storeu_si256((__m256i*)c, cnt);                                         \
+    _mm256_storeu_si256((__m256i*)n, nn);                                          \
+    for (k = 0; k < 8; k++) { counts[k] += c[k]; nans[k] += n[k]; }                \
+}
+FP_MASKED_LANES_F32(max_f32, _mm256_max_ps, -INFINITY)
+FP_MASKED_LANES_F32(min_f32, _mm256_min_ps, INFINITY)
+
+/* f64: 8 lanes, two vectors. */
+#define FP_MASKED_LANES_F64(S, OP, WORST)                                            \
+static inline void fp_masked_lanes_##S(const double* p, ptrdiff_t blocks, int omit, \
+                                       int has_nd, double nd, double* lanes,        \
+                                       int* counts, int* nans) {                    \
+    const __m256d om = _mm256_castsi256_pd(_mm256_set1_epi64x(omit ? -1 : 0));     \
+    const __m256d hm = _mm256_castsi256_pd(_mm256_set1_epi64x(has_nd ? -1 : 0));   \
+    const __m256d ndv = _mm256_set1_pd(nd), worst = _mm256_set1_pd(WORST);         \
+    const __m256d ones = _mm256_castsi256_pd(_mm256_set1_epi64x(-1));              \
+    __m256d m[2], v, gone;                                                         \
+    __m256i cnt[2], nn[2];                                                         \
+    ptrdiff_t i;                                                                   \
+    int h, k;                                                                      \
+    for (h = 0; h < 2; h++) {                                                      \
+        m[h] = _mm256_loadu_pd(lanes + 4 * h);                                     \
+        cnt[h] = nn[h] = _mm256_setzero_si256();                                   \
+    }                                                                              \
+    for (i = 0; i < blocks; i++) {                                                 \
+        FP_PREFETCH((const char*)(p + 8 * i) + FP_STREAM_AHEAD);                   \
+        for (h = 0; h < 2; h++) {                                                  \
+            v = _mm256_loadu_pd(p + 8 * i + 4 * h);                                \
+            gone = FP_MISSING_PD(v, om, hm, ndv);                                  \
+            m[h] = OP(_mm256_blendv_pd(v, worst, gone), m[h]);                     \
+            cnt[h] = _mm256_sub_epi64(cnt[h],                                      \
+                                      _mm256_castpd_si256(_mm256_xor_pd(gone, ones))); \
+            nn[h] = _mm256_sub_epi64(nn[h], _mm256_castpd_si256(_mm256_andnot_pd(   \
+                gone, _mm256_cmp_pd(v, v, _CMP_UNORD_Q))));                        \
+        }                                                                          \
+    }                                                                              \
+    for (h = 0; h < 2; h++) {                                                      \
+        long long c[4], n[4];                                                      \
+        _mm256_storeu_pd(lanes + 4 * h, m[h]);                                     \
+        _mm256_storeu_si256((__m256i*)c, cnt[h]);                                  \
+        _mm256_storeu_si256((__m256i*)n, nn[h]);                                   \
+        for (k = 0; k < 4; k++) {                                                  \
+            counts[4 * h + k] += (int)c[k];                                        \
+            nans[4 * h + k] += (int)n[k];                                          \
+        }                                                                          \
+    }                                                                              \
+}
+FP_MASKED_LANES_F64(max_f64, _mm256_max_pd, -INFINITY)
+FP_MASKED_LANES_F64(min_f64, _mm256_min_pd, INFINITY)
+
+/* Sums: 16 float64 lanes in four vectors; a group of 16 elements a step. */
+static inline void fp_masked_sums_f32(const float* p, ptrdiff_t blocks, int omit,
+                                      int has_nd, float nd, double* sums, int* counts) {
+    const __m256 om = _mm256_castsi256_ps(_mm256_set1_epi32(omit ? -1 : 0));
+    const __m256 hm = _mm256_castsi256_ps(_mm256_set1_epi32(has_nd ? -1 : 0));
+    const __m256 ndv = _mm256_set1_ps(nd);
+    __m256d acc[4];
+    __m256i cnt[2];
+    __m256 v, gone;
+    ptrdiff_t i;
+    int h, k;
+    for (h = 0; h < 4; h++) acc[h] = _mm256_loadu_pd(sums + 4 * h);
+    cnt[0] = cnt[1] = _mm256_setzero_si256();
+    for (i = 0; i < blocks; i++) {
+        FP_PREFETCH((const char*)(p + 16 * i) + FP_STREAM_AHEAD);
+        for (h = 0; h < 2; h++) {
+            v = _mm256_loadu_ps(p + 16 * i + 8 * h);
+            gone = FP_MISSING_PS(v, om, hm, ndv);
+            v = _mm256_andnot_ps(gone, v);
+            acc[2 * h] = _mm256_add_pd(acc[2 * h],
+                                       _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+            acc[2 * h + 1] = _mm256_add_pd(acc[2 * h + 1],
+                                           _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+            cnt[h] = _mm256_add_epi32(cnt[h], _mm256_add_epi32(
+                _mm256_castps_si256(gone), _mm256_set1_epi32(1)));
+        }
+    }
+    for (h = 0; h < 4; h++) _mm256_storeu_pd(sums + 4 * h, acc[h]);
+    for (h = 0; h < 2; h++) {
+        int c[8];
+        _mm256_storeu_si256((__m256i*)c, cnt[h]);
+        for (k = 0; k < 8; k++) counts[8 * h + k] += c[k];
+    }
+}
+
+static inline void fp_masked_sums_f64(const double* p, ptrdiff_t blocks, int omit,
+                                      int has_nd, double nd, double* sums, int* counts) {
+    const __m256d om = _mm256_castsi256_pd(_mm256_set1_epi64x(omit ? -1 : 0));
+    const __m256d hm = _mm256_castsi256_pd(_mm256_set1_epi64x(has_nd ? -1 : 0));
+    const __m256d ndv = _mm256_set1_pd(nd);
+    __m256d acc[4], v, gone;
+    __m256i cnt[4];
+    ptrdiff_t i;
+    int h, k;
+    for (h = 0; h < 4; h++) {
+        acc[h] = _mm256_loadu_pd(sums + 4 * h);
+        cnt[h] = _mm256_setzero_si256();
+    }
+    for (i = 0; i < blocks; i++) {
+        FP_PREFETCH((const char*)(p + 16 * i) + FP_STREAM_AHEAD);
+        FP_PREFETCH((const char*)(p + 16 * i) + FP_STREAM_AHEAD + 64);
+        for (h = 0; h < 4; h++) {
+            v = _mm256_loadu_pd(p + 16 * i + 4 * h);
+            gone = FP_MISSING_PD(v, om, hm, ndv);
+            acc[h] = _mm256_add_pd(acc[h], _mm256_andnot_pd(gone, v));
+            cnt[h] = _mm256_add_epi64(cnt[h], _mm256_add_epi64(
+                _mm256_castpd_si256(gone), _mm256_set1_epi64x(1)));
+        }
+    }
+    for (h = 0; h < 4; h++) {
+        long long c[4];
+        _mm256_storeu_pd(sums + 4 * h, acc[h]);
+        _mm256_storeu_si256((__m256i*)c, cnt[h]);
+        for (k = 0; k < 4; k++) counts[4 * h + k] += (int)c[k];
+    }
+}
+#else
+/* Portable builds: the same lanes, scalar. */
+#define FP_MASKED_LANES(T, S, CMP)                                                 \
+static inline void fp_masked_lanes_##S(const T* p, ptrdiff_t blocks, int omit,      \
+                                       int has_nd, T nd, T* lanes, int* counts,     \
+                                       int* nans) {                                 \
+    for (ptrdiff_t i = 0; i < blocks; i++) {                                       \
+        for (int j = 0; j < 8; j++) {                                              \
+            T v = p[8 * i + j];                                                    \
+            int ok = !((omit & (v != v)) | (has_nd & (v == nd)));                  \
+            if (ok && v CMP lanes[j]) lanes[j] = v;                                \
+            counts[j] += ok;                                                       \
+            nans[j] += ok & (v != v);                                              \
+        }                                                                          \
+    }                                                                              \
+}
+FP_MASKED_LANES(float, max_f32, >)
+FP_MASKED_LANES(float, min_f32, <)
+FP_MASKED_LANES(double, max_f64, >)
+FP_MASKED_LANES(double, min_f64, <)
+
+#define FP_MASKED_SUMS(T, S)                                                        \
+static inline void fp_masked_sums_##S(const T* p, ptrdiff_t blocks, int omit,       \
+                                      int has_nd, T nd, double* sums, int* counts) { \
+    for (ptrdiff_t i = 0; i < blocks; i++) {                                       \
+        for (int j = 0; j < 16; j++) {                                             \
+            T v = p[16 * i + j];                                                   \
+            int ok = !((omit & (v != v)) | (has_nd & (v == nd)));                  \
+            sums[j] += (double)(ok ? v : (T)0);                                    \
+            counts[j] += ok;                                                       \
+        }                                                                          \
+    }                                                                              \
+}
+FP_MASKED_SUMS(float, f32)
+FP_MASKED_SUMS(double, f64)
+#endif
+
 /* Means of exact float32 window sums s[0, n) whose counts are powers of two:
    s * scale (exact: the sums are integers below 2**24, scale a power of two),
    rounded half to even by adding and subtracting 1.5 * 2**23 (exact for

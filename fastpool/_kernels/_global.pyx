@@ -30,17 +30,33 @@ cdef extern from "_fastpool.h":
                           int* nans) noexcept nogil
     void fp_lanes_min_f64(const double* p, Py_ssize_t blocks, double* lanes,
                           int* nans) noexcept nogil
+    void fp_masked_lanes_max_f32(const float* p, Py_ssize_t blocks, int omit, int has_nd,
+                                 float nd, float* lanes, int* counts, int* nans) noexcept nogil
+    void fp_masked_lanes_min_f32(const float* p, Py_ssize_t blocks, int omit, int has_nd,
+                                 float nd, float* lanes, int* counts, int* nans) noexcept nogil
+    void fp_masked_lanes_max_f64(const double* p, Py_ssize_t blocks, int omit, int has_nd,
+                                 double nd, double* lanes, int* counts,
+                                 int* nans) noexcept nogil
+    void fp_masked_lanes_min_f64(const double* p, Py_ssize_t blocks, int omit, int has_nd,
+                                 double nd, double* lanes, int* counts,
+                                 int* nans) noexcept nogil
+    void fp_masked_sums_f32(const float* p, Py_ssize_t blocks, int omit, int has_nd,
+                            float nd, double* sums, int* counts) noexcept nogil
+    void fp_masked_sums_f64(const double* p, Py_ssize_t blocks, int omit, int has_nd,
+                            double nd, double* sums, int* counts) noexcept nogil
 
 cdef enum:
     BLOCK = 32768   # elements per partial: fixed, so results never depend on threads
     LANES = 8       # extrema (fp_lanes_* in _fastpool.h hold 8 per vector)
+    BYTE_LANES = 64  # extrema of one-byte integers: a vector of 64 bytes
     SUM_LANES = 16  # sums: four double vectors in flight hide the add latency
 
 BLOCK_LENGTH = BLOCK
 
 
 cdef inline bint missing(T v, bint omit, bint has_nd, T nd) noexcept nogil:
-    return (omit and v != v) or (has_nd and v == nd)
+    # Bitwise, not short-circuit: the chunk loops stay free of branches.
+    return (omit & (v != v)) | (has_nd & (v == nd))
 
 
 cdef inline T worst(Dir tag, T kind) noexcept nogil:
@@ -51,22 +67,43 @@ cdef inline T worst(Dir tag, T kind) noexcept nogil:
         return highest(kind)
 
 
+cdef inline void masked_sum_chunk(const T* q, int64_t s, Py_ssize_t k, bint omit,
+                                  bint has_nd, T nd, double* fa, int64_t* ia,
+                                  int32_t* sa, int* na) noexcept nogil:
+    """Lane ``j < k`` adds ``q[j * s]`` unless it is missing, and counts it.
+    8- and 16-bit integers add in int32 (``sa``): a lane adds BLOCK / SUM_LANES
+    of them, exact, and int32 vectors are four times as wide as int64."""
+    cdef Py_ssize_t j
+    cdef T v
+    cdef bint ok
+    for j in range(k):
+        v = q[j * s]
+        ok = not missing(v, omit, has_nd, nd)
+        if T is float or T is double:
+            fa[j] += <double>select(ok, v, <T>0)
+        elif T is uint8_t or T is int8_t or T is uint16_t or T is int16_t:
+            sa[j] += <int32_t>select(ok, v, <T>0)
+        else:
+            ia[j] += <int64_t>select(ok, v, <T>0)
+        na[j] += ok
+
+
 cdef void block_sum(const T* p, Py_ssize_t n, int64_t s, bint omit, bint has_nd, T nd,
                     double* fsum, int64_t* isum, int64_t* count) noexcept nogil:
     """Sum (as double for floats, int64 for integers) and valid count of ``n``
     elements ``p[i * s]``."""
     cdef double fa[SUM_LANES]
     cdef int64_t ia[SUM_LANES]
-    cdef int32_t na[SUM_LANES]
+    cdef int na[SUM_LANES]
+    cdef int32_t sa[SUM_LANES]
     cdef int64_t ca[SUM_LANES]
     cdef Py_ssize_t i, j, m = n - n % SUM_LANES
     cdef const T* q
-    cdef T v
-    cdef bint ok
     for j in range(SUM_LANES):
         fa[j] = 0.0
         ia[j] = 0
         na[j] = 0
+        sa[j] = 0
         ca[j] = 0
     if not (omit or has_nd):
         if s == 1 and (T is uint8_t or T is int8_t or T is uint16_t or T is int16_t):
@@ -75,9 +112,9 @@ cdef void block_sum(const T* p, Py_ssize_t n, int64_t s, bint omit, bint has_nd,
             for i in range(m // SUM_LANES):
                 q = p + i * SUM_LANES
                 for j in range(SUM_LANES):
-                    na[j] += <int32_t>q[j]
+                    sa[j] += <int32_t>q[j]
             for j in range(SUM_LANES):
-                ia[j] = na[j]
+                ia[j] = sa[j]
         elif s == 1:
             for i in range(m // SUM_LANES):
                 q = p + i * SUM_LANES
@@ -104,15 +141,27 @@ cdef void block_sum(const T* p, Py_ssize_t n, int64_t s, bint omit, bint has_nd,
                 ia[i - m] += <int64_t>p[i * s]
         ca[0] = n
     else:
-        for i in range(n):
-            v = p[i * s]
-            ok = not missing(v, omit, has_nd, nd)
-            j = i % SUM_LANES
-            if T is float or T is double:
-                fa[j] += <double>select(ok, v, <T>0)
-            else:
-                ia[j] += <int64_t>select(ok, v, <T>0)
-            ca[j] += ok
+        # The plain loop's lanes (an element's place modulo SUM_LANES), added in
+        # the same order, so the bits are those of a run without missing values;
+        # whole chunks let the compiler keep the lanes in vectors.
+        if s == 1 and (T is float or T is double):
+            if T is float:
+                fp_masked_sums_f32(p, m // SUM_LANES, omit, has_nd, nd, fa, na)
+            elif T is double:
+                fp_masked_sums_f64(p, m // SUM_LANES, omit, has_nd, nd, fa, na)
+        elif s == 1:
+            for i in range(m // SUM_LANES):
+                masked_sum_chunk(p + i * SUM_LANES, 1, SUM_LANES, omit, has_nd, nd,
+                                 fa, ia, sa, na)
+        else:
+            for i in range(m // SUM_LANES):
+                masked_sum_chunk(p + i * SUM_LANES * s, s, SUM_LANES, omit, has_nd, nd,
+                                 fa, ia, sa, na)
+        masked_sum_chunk(p + m * s, s, n - m, omit, has_nd, nd, fa, ia, sa, na)
+        for j in range(SUM_LANES):
+            ca[j] = na[j]
+            if T is uint8_t or T is int8_t or T is uint16_t or T is int16_t:
+                ia[j] = sa[j]
     merge_lanes(fa, ia, ca, fsum, isum, count)
 
 
@@ -192,24 +241,43 @@ cdef inline T larger(T a, T v, Dir tag) noexcept nogil:
         return select(v < a, v, a)
 
 
+cdef inline void masked_extremum_chunk(const T* q, int64_t s, Py_ssize_t k, bint omit,
+                                       bint has_nd, T nd, T* la, int* ca,
+                                       int* nans, Dir tag) noexcept nogil:
+    """Lane ``j < k`` takes ``q[j * s]`` unless it is missing, and counts it (and
+    its NaNs)."""
+    cdef Py_ssize_t j
+    cdef T v
+    cdef bint ok
+    for j in range(k):
+        v = q[j * s]
+        ok = not missing(v, omit, has_nd, nd)
+        la[j] = select(ok, larger(la[j], v, tag), la[j])
+        if T is float or T is double:
+            nans[j] += ok & (v != v)
+        ca[j] += ok
+
+
 cdef void block_extremum(const T* p, Py_ssize_t n, int64_t s, bint omit, bint has_nd,
                          T nd, T* val, int64_t* count, Dir tag) noexcept nogil:
     """Extremum of the valid elements among ``p[i * s]``, ``i < n``, and the
     valid count.  A NaN wins under 'propagate'.  No valid element: NaN (or
     nodata)."""
     cdef T la[LANES]
-    cdef int64_t ca[LANES]
+    cdef T wide[BYTE_LANES]
+    cdef int ca[LANES]
     cdef int nans[LANES]
     cdef Py_ssize_t i, j, m = n - n % LANES
     cdef const T* q
-    cdef T v, a
-    cdef bint ok
-    cdef int64_t c, nan_count = 0
+    cdef T a
+    cdef int64_t c = 0, nan_count = 0
     for j in range(LANES):
         la[j] = worst(tag, nd)
         ca[j] = 0
         nans[j] = 0
-    if not (omit or has_nd):
+    if not has_nd:
+        # Without nodata every element counts but NaNs, which are counted: a NaN
+        # never beats a lane value, so 'omit' takes the same loops.
         if s == 1 and (T is float or T is double):
             if T is float:
                 if Dir is MaxTag:
@@ -221,6 +289,17 @@ cdef void block_extremum(const T* p, Py_ssize_t n, int64_t s, bint omit, bint ha
                     fp_lanes_max_f64(p, m // LANES, la, nans)
                 else:
                     fp_lanes_min_f64(p, m // LANES, la, nans)
+        elif s == 1 and sizeof(T) == 1:
+            # One byte a lane: eight lanes would fill an eighth of a vector.
+            m = n - n % BYTE_LANES
+            for j in range(BYTE_LANES):
+                wide[j] = la[0]
+            for i in range(m // BYTE_LANES):
+                q = p + i * BYTE_LANES
+                for j in range(BYTE_LANES):
+                    wide[j] = larger(wide[j], q[j], tag)
+            for j in range(BYTE_LANES):
+                la[j % LANES] = larger(la[j % LANES], wide[j], tag)
         elif s == 1:
             for i in range(m // LANES):
                 q = p + i * LANES
@@ -234,28 +313,41 @@ cdef void block_extremum(const T* p, Py_ssize_t n, int64_t s, bint omit, bint ha
                     if T is float or T is double:
                         nans[j] += q[j * s] != q[j * s]
         for i in range(m, n):
-            v = p[i * s]
-            la[i - m] = larger(la[i - m], v, tag)
+            a = p[i * s]
+            la[(i - m) % LANES] = larger(la[(i - m) % LANES], a, tag)
             if T is float or T is double:
-                nans[i - m] += v != v
-        ca[0] = n
+                nans[(i - m) % LANES] += a != a
+        c = n
     else:
-        for i in range(n):
-            v = p[i * s]
-            ok = not missing(v, omit, has_nd, nd)
-            j = i % LANES
-            la[j] = select(ok, larger(la[j], v, tag), la[j])
-            if T is float or T is double:
-                nans[j] += ok and v != v
-            ca[j] += ok
+        if s == 1 and (T is float or T is double):
+            if T is float:
+                if Dir is MaxTag:
+                    fp_masked_lanes_max_f32(p, m // LANES, omit, has_nd, nd, la, ca, nans)
+                else:
+                    fp_masked_lanes_min_f32(p, m // LANES, omit, has_nd, nd, la, ca, nans)
+            elif T is double:
+                if Dir is MaxTag:
+                    fp_masked_lanes_max_f64(p, m // LANES, omit, has_nd, nd, la, ca, nans)
+                else:
+                    fp_masked_lanes_min_f64(p, m // LANES, omit, has_nd, nd, la, ca, nans)
+        elif s == 1:
+            for i in range(m // LANES):
+                masked_extremum_chunk(p + i * LANES, 1, LANES, omit, has_nd, nd, la, ca,
+                                      nans, tag)
+        else:
+            for i in range(m // LANES):
+                masked_extremum_chunk(p + i * LANES * s, s, LANES, omit, has_nd, nd, la,
+                                      ca, nans, tag)
+        masked_extremum_chunk(p + m * s, s, n - m, omit, has_nd, nd, la, ca, nans, tag)
     a = la[0]
-    c = ca[0]
     for j in range(LANES):
         a = larger(a, la[j], tag)
-        c += ca[j] if j else 0
+        c += ca[j]
         nan_count += nans[j]
     if T is float or T is double:
-        if nan_count:
+        if omit:
+            c -= nan_count   # without nodata, NaNs were counted as elements
+        elif nan_count:
             a = <T>NAN
     count[0] = c
     if c == 0:
@@ -385,3 +477,49 @@ def global_first_index(const T[:] dtype_tag, cnp.ndarray x, const int64_t[::1] b
             index[b] = k * BLOCK + first_of(base + b * sb + k * BLOCK * s,
                                             min(<Py_ssize_t>BLOCK, n - k * BLOCK), s,
                                             value[b], omit, has_nd, nd)
+
+
+def global_least_index(const T[:] dtype_tag, cnp.ndarray x, const uint8_t[:, ::1] hit,
+                       const T[::1] value, const int64_t[::1] shape,
+                       const int64_t[::1] weight, int64_t offset, int64_t[:, ::1] least,
+                       bint omit, object nodata, int nthreads):
+    """For the rows of ``x`` (nitems, n) that walk their pooled axes in memory
+    order, not in C order: per block flagged in ``hit``, the least C-order index
+    of the valid elements equal to the row's ``value`` (NaN matches NaN), into
+    ``least`` (nitems, nblocks; other blocks are left alone).  An element's place
+    ``q`` in the walk is a multi-index over ``shape``; its C-order index is
+    ``offset + sum(index * weight)`` (a flipped axis has a negative weight)."""
+    cdef Py_ssize_t nitems = x.shape[0], n = x.shape[1]
+    cdef Py_ssize_t nblocks = hit.shape[1], t, b, k, i, m, a, d = shape.shape[0]
+    cdef int64_t sb = x.strides[0] // x.itemsize, s = x.strides[1] // x.itemsize
+    cdef int64_t q, c, best
+    cdef const T* base = <const T*>cnp.PyArray_DATA(x)
+    cdef const T* p
+    cdef T nd = nodata if nodata is not None else 0
+    cdef bint has_nd = nodata is not None, nan_a
+    cdef T v, want
+    if nitems == 0:
+        return
+    with nogil:
+        for t in prange(nitems * nblocks, schedule="dynamic", chunksize=16,
+                        num_threads=nthreads):
+            b = t // nblocks
+            k = t - b * nblocks
+            if not hit[b, k]:
+                continue
+            p = base + b * sb + k * BLOCK * s
+            m = min(<Py_ssize_t>BLOCK, n - k * BLOCK)
+            want = value[b]
+            nan_a = want != want
+            best = least[b, k]
+            for i in range(m):
+                v = p[i * s]
+                if missing(v, omit, has_nd, nd) or not (v == want or (nan_a and v != v)):
+                    continue
+                q = k * BLOCK + i
+                c = offset
+                for a in range(d - 1, -1, -1):
+                    c = c + (q % shape[a]) * weight[a]
+                    q = q // shape[a]
+                best = min(best, c)
+            least[b, k] = best
