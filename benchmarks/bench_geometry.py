@@ -85,6 +85,8 @@ CASES: List[Case] = [
     _adaptive("max", 5),
     Case("float32 8192x8192 global avg", (8192, 8192), (1024, 1024), "float32", "global-avg", (), ()),
     Case("float32 8192x8192 global max", (8192, 8192), (1024, 1024), "float32", "global-max", (), ()),
+    Case("float32 8192x8192 global max, 1% NaN, nan_policy='omit'", (8192, 8192), (1024, 1024),
+         "float32", "global-max", (), (), params={"nan_policy": "omit"}),
     Case(f"NCHW float32 {NCHW_S} global avg over (H,W)", NCHW, NCHW_Q, "float32", "global-avg", (), (),
          axes=HW),
     Case(f"NCHW float32 {NCHW_S} global max over (H,W)", NCHW, NCHW_Q, "float32", "global-max", (), (),
@@ -101,10 +103,13 @@ _SAMPLES: Dict[Tuple, np.ndarray] = {}  # (case name, shape) -> torch's _random_
 
 def make_input(case: Case, shape, seed=0) -> np.ndarray:
     """float32 standard normal (negative values catch max kernels that start
-    from 0), uint8 uniform over 0..255, C-contiguous.  The fractional case also
+    from 0), 1% of it NaN for the ``nan_policy='omit'`` cases, uint8 uniform
+    over 0..255, C-contiguous.  The fractional case also
     draws torch's ``_random_samples`` (uniform [0, 1), float32, shape (N, C, 2),
     [..., 0] for W and [..., 1] for H)."""
     x = H.random_input(case.dtype, shape, seed)
+    if case.params.get("nan_policy") == "omit":
+        x.reshape(-1)[np.random.default_rng(seed).random(x.size) < 0.01] = np.nan
     if case.op == "fractional-max":
         rng = np.random.default_rng(SAMPLES_SEED)
         _SAMPLES.clear()
@@ -228,7 +233,11 @@ def reference(case: Case, x: np.ndarray) -> np.ndarray:
         return _to_dtype(r, x.dtype)
     if op.startswith("global"):
         axes = case.pooled_axes(x.ndim)
-        r = x.mean(axis=axes, dtype=np.float64) if op.endswith("avg") else x.max(axis=axes)
+        omit = case.params.get("nan_policy") == "omit"
+        if op.endswith("avg"):
+            r = (np.nanmean if omit else np.mean)(x, axis=axes, dtype=np.float64)
+        else:
+            r = (np.nanmax if omit else np.max)(x, axis=axes)
         return _to_dtype(np.asarray(r), x.dtype)
     if op.startswith("pyramid"):
         f = case.params["factor"]
@@ -289,6 +298,9 @@ def fastpool_call(fp, case: Case, x: np.ndarray):
     if op.startswith("adaptive"):
         return (x, p["output_size"]), {"axes": case.axes}, f"x, {p['output_size']}, axes={case.axes}"
     if op.startswith("global"):
+        if "nan_policy" in p:
+            return ((x,), {"axes": case.axes, "nan_policy": p["nan_policy"]},
+                    f"x, axes={case.axes}, nan_policy={p['nan_policy']!r}")
         return (x,), {"axes": case.axes}, f"x, axes={case.axes}"
     if op.startswith("pyramid"):
         kw = {"levels": p["levels"], "factor": p["factor"], "method": op.split("-")[1]}
@@ -366,6 +378,8 @@ def torch_peer(case: Case, x: np.ndarray):
             return f(torch.from_numpy(x), m).numpy()
         return H.Contender("torch", run, desc=f"F.{f.__name__}(torch.from_numpy(x), {m})")
     if op.startswith("global"):
+        if "nan_policy" in case.params:
+            return None  # propagates NaN
         f = F.adaptive_avg_pool2d if op.endswith("avg") else F.adaptive_max_pool2d
         oshape = out_shape(case, x.shape)
         if x.ndim not in (2, 4) or case.pooled_axes(x.ndim) != (x.ndim - 2, x.ndim - 1):
@@ -390,8 +404,8 @@ def torch_peer(case: Case, x: np.ndarray):
 def torch_reduce_peer(case: Case, x: np.ndarray):
     """Global pooling as a plain torch reduction: t.mean() / t.amax() (over
     dims (-2, -1) for NCHW)."""
-    if torch is None or not case.op.startswith("global"):
-        return None
+    if torch is None or not case.op.startswith("global") or "nan_policy" in case.params:
+        return None  # (torch's amax has no NaN-skipping form)
     axes = case.pooled_axes(x.ndim)
     dims = None if len(axes) == x.ndim else tuple(a - x.ndim for a in axes)
     red = "mean" if case.op.endswith("avg") else "amax"
@@ -413,6 +427,8 @@ def numpy_peer(case: Case, x: np.ndarray):
         axes = case.pooled_axes(x.ndim)
         ax = None if len(axes) == x.ndim else tuple(a - x.ndim for a in axes)
         f = np.mean if op.endswith("avg") else np.max
+        if case.params.get("nan_policy") == "omit":
+            f = np.nanmean if op.endswith("avg") else np.nanmax
 
         def run():
             return f(x, axis=ax)

@@ -748,6 +748,38 @@ FP_LANE_EXTREMUM(double, max_f64, fp_v8d, fp_v8l, >)
 FP_LANE_EXTREMUM(double, min_f64, fp_v8d, fp_v8l, <)
 #endif
 
+/* 64 running extrema of bytes over `blocks` groups of 64 (lane j sees
+   p[64*i + j]): a vector instruction a 32 bytes, prefetched as the float loops. */
+#if defined(__AVX2__)
+#define FP_BYTE_LANES(T, S, OP)                                                     \
+static inline void fp_byte_lanes_##S(const T* p, ptrdiff_t blocks, T* lanes) {      \
+    __m256i a = _mm256_loadu_si256((const __m256i*)lanes);                         \
+    __m256i b = _mm256_loadu_si256((const __m256i*)(lanes + 32));                  \
+    for (ptrdiff_t i = 0; i < blocks; i++) {                                       \
+        FP_PREFETCH((const char*)(p + 64 * i) + FP_STREAM_AHEAD);                  \
+        a = OP(a, _mm256_loadu_si256((const __m256i*)(p + 64 * i)));               \
+        b = OP(b, _mm256_loadu_si256((const __m256i*)(p + 64 * i + 32)));          \
+    }                                                                              \
+    _mm256_storeu_si256((__m256i*)lanes, a);                                       \
+    _mm256_storeu_si256((__m256i*)(lanes + 32), b);                                \
+}
+FP_BYTE_LANES(unsigned char, max_u8, _mm256_max_epu8)
+FP_BYTE_LANES(unsigned char, min_u8, _mm256_min_epu8)
+FP_BYTE_LANES(signed char, max_i8, _mm256_max_epi8)
+FP_BYTE_LANES(signed char, min_i8, _mm256_min_epi8)
+#else
+#define FP_BYTE_LANES(T, S, CMP)                                                    \
+static inline void fp_byte_lanes_##S(const T* p, ptrdiff_t blocks, T* lanes) {      \
+    for (ptrdiff_t i = 0; i < blocks; i++)                                         \
+        for (int j = 0; j < 64; j++)                                               \
+            lanes[j] = p[64 * i + j] CMP lanes[j] ? p[64 * i + j] : lanes[j];      \
+}
+FP_BYTE_LANES(unsigned char, max_u8, >)
+FP_BYTE_LANES(unsigned char, min_u8, <)
+FP_BYTE_LANES(signed char, max_i8, >)
+FP_BYTE_LANES(signed char, min_i8, <)
+#endif
+
 /* The lane loops above where some elements are missing: NaN under 'omit'
    (`omit`), or equal to `nd` (`has_nd`).  A missing element takes no part in
    the extremum, adds +0.0 to its sum lane (which leaves it as it was: lanes

@@ -30,6 +30,10 @@ cdef extern from "_fastpool.h":
                           int* nans) noexcept nogil
     void fp_lanes_min_f64(const double* p, Py_ssize_t blocks, double* lanes,
                           int* nans) noexcept nogil
+    void fp_byte_lanes_max_u8(const uint8_t* p, Py_ssize_t blocks, uint8_t* lanes) noexcept nogil
+    void fp_byte_lanes_min_u8(const uint8_t* p, Py_ssize_t blocks, uint8_t* lanes) noexcept nogil
+    void fp_byte_lanes_max_i8(const int8_t* p, Py_ssize_t blocks, int8_t* lanes) noexcept nogil
+    void fp_byte_lanes_min_i8(const int8_t* p, Py_ssize_t blocks, int8_t* lanes) noexcept nogil
     void fp_masked_lanes_max_f32(const float* p, Py_ssize_t blocks, int omit, int has_nd,
                                  float nd, float* lanes, int* counts, int* nans) noexcept nogil
     void fp_masked_lanes_min_f32(const float* p, Py_ssize_t blocks, int omit, int has_nd,
@@ -289,15 +293,21 @@ cdef void block_extremum(const T* p, Py_ssize_t n, int64_t s, bint omit, bint ha
                     fp_lanes_max_f64(p, m // LANES, la, nans)
                 else:
                     fp_lanes_min_f64(p, m // LANES, la, nans)
-        elif s == 1 and sizeof(T) == 1:
+        elif s == 1 and (T is uint8_t or T is int8_t):
             # One byte a lane: eight lanes would fill an eighth of a vector.
             m = n - n % BYTE_LANES
             for j in range(BYTE_LANES):
                 wide[j] = la[0]
-            for i in range(m // BYTE_LANES):
-                q = p + i * BYTE_LANES
-                for j in range(BYTE_LANES):
-                    wide[j] = larger(wide[j], q[j], tag)
+            if T is uint8_t:
+                if Dir is MaxTag:
+                    fp_byte_lanes_max_u8(p, m // BYTE_LANES, wide)
+                else:
+                    fp_byte_lanes_min_u8(p, m // BYTE_LANES, wide)
+            elif T is int8_t:
+                if Dir is MaxTag:
+                    fp_byte_lanes_max_i8(p, m // BYTE_LANES, wide)
+                else:
+                    fp_byte_lanes_min_i8(p, m // BYTE_LANES, wide)
             for j in range(BYTE_LANES):
                 la[j % LANES] = larger(la[j % LANES], wide[j], tag)
         elif s == 1:
