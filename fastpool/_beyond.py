@@ -197,8 +197,11 @@ def _run_view(view):
     for (n0, s0), (n1, s1) in zip(shape, shape[1:]):
         if s0 != s1 * n1:
             return None
-    step = shape[-1][1] if shape else view.itemsize
     n = math.prod(view.shape[1:])
+    run = view.reshape(view.shape[0], n)
+    if run.base is (view if view.base is None else view.base):
+        return run   # reshape merges such axes without a copy (and costs less)
+    step = shape[-1][1] if shape else view.itemsize
     return as_strided(view, (view.shape[0], n), (view.strides[0], step), writeable=False)
 
 
@@ -320,7 +323,7 @@ def _global_runs(method, input, axes, kwargs):
                 else:
                     # Every block that holds a winner is scanned.
                     least = np.full(hit.shape, np.iinfo(np.int64).max, dtype=np.int64)
-                    _whole.global_least_index(tag, run, hit.view(np.uint8), want,
+                    _whole.global_least_index(tag, run, hit, want,
                                               walk[1], walk[2], walk[3], least, omit,
                                               nodata, nthreads)
                     where = np.where(block_of < 0, 0, least.min(axis=1))
@@ -333,23 +336,15 @@ def _merge_extrema(is_min, val, count, nodata):
     """The extremum over blocks (a NaN wins, as in a window), the first block
     that holds it (-1 where no block has a valid element), and which blocks
     hold it."""
-    valid = count > 0
-    pick = np.min if is_min else np.max
-    if val.dtype.kind == "f":
-        fill = np.inf if is_min else -np.inf
-        best = pick(np.where(valid, val, fill), axis=1)   # a NaN propagates
-        hit = valid & ((val == best[:, None])
-                       | (np.isnan(val) & np.isnan(best)[:, None]))
-    else:
-        info = np.iinfo(val.dtype)
-        best = pick(np.where(valid, val, info.max if is_min else info.min), axis=1)
-        hit = valid & (val == best[:, None])
-    first = np.argmax(hit, axis=1)
-    empty = ~valid.any(axis=1)
+    items = val.shape[0]
+    best = np.empty(items, dtype=val.dtype)
+    first = np.empty(items, dtype=np.int64)
+    hit = np.empty(val.shape, dtype=np.uint8)
+    _whole.merge_extrema(val, count, is_min, best, first, hit)
+    empty = first < 0
     if empty.any():
         best[empty] = nodata if nodata is not None else np.nan
-        first[empty] = -1
-    return best, first, np.ascontiguousarray(hit)
+    return best, first, hit
 
 
 @dask_aware

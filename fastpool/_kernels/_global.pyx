@@ -467,6 +467,41 @@ def global_extremum(const T[:] dtype_tag, bint is_min, cnp.ndarray x, T[:, ::1] 
                                vp + t, cp + t, mx)
 
 
+def merge_extrema(const T[:, ::1] val, const int64_t[:, ::1] count, bint is_min,
+                  T[::1] best, int64_t[::1] first, uint8_t[:, ::1] hit):
+    """Merges the per-block extrema of :func:`global_extremum` (nitems, nblocks)
+    in block order: each item's extremum over the blocks with a valid element
+    (a NaN wins, as in a window) into ``best``, which blocks hold it into
+    ``hit``, and the first of them into ``first`` (-1, ``best`` left alone,
+    where no block has a valid element)."""
+    cdef Py_ssize_t nitems = val.shape[0], nblocks = val.shape[1], b, k
+    cdef T v, m = 0
+    cdef bint have, nan_wins
+    for b in range(nitems):
+        have = False
+        nan_wins = False
+        for k in range(nblocks):
+            if count[b, k] <= 0:
+                continue
+            v = val[b, k]
+            if v != v:
+                m = v
+                have = True
+                nan_wins = True
+                break
+            if not have or (v < m if is_min else v > m):
+                m = v
+                have = True
+        first[b] = -1
+        for k in range(nblocks):
+            v = val[b, k]
+            hit[b, k] = count[b, k] > 0 and (v != v if nan_wins else v == m)
+            if hit[b, k] and first[b] < 0:
+                first[b] = k
+        if have:
+            best[b] = m
+
+
 def global_first_index(const T[:] dtype_tag, cnp.ndarray x, const int64_t[::1] block,
                        const T[::1] value, int64_t[::1] index, bint omit, object nodata,
                        int nthreads):
