@@ -1428,7 +1428,46 @@ def test_global_extrema_of_every_layout_match_numpy(dtype, axes):
                         else np.nanargmin(flat, axis=-1), err_msg=name)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64", "uint8", "uint16", "int32"])
+@pytest.mark.parametrize("dtype", ["uint8", "int8"])
+def test_global_one_byte_runs_match_numpy(dtype):
+    """One-byte runs take whole-vector loops (psadbw sums, byte-lane extrema),
+    with and without nodata: every length around the vector and block sizes,
+    negative nodata, rows that are all nodata, and strided rows (the lane
+    loops) against NumPy in int64, at 1 and 2 workers."""
+    rng = np.random.default_rng(7 if dtype == "uint8" else 8)
+    info = np.iinfo(dtype)
+    for n in (1, 31, 32, 63, 64, 65, 4095, 32768, 32768 + 31, 2 * 32768 + 100):
+        for nodata in (None, 0, info.max, -3 if dtype == "int8" else 3):
+            x = rng.integers(info.min, int(info.max) + 1, (3, n)).astype(dtype)
+            if nodata is not None:
+                x[0, rng.random(n) < 0.3] = nodata
+                x[2] = nodata
+            for view in (x, x[:, ::2]):
+                wide = view.astype(np.int64)
+                keep = np.ones(view.shape, bool) if nodata is None else view != nodata
+                count = keep.sum(axis=1)
+                total = np.where(keep, wide, 0).sum(axis=1)
+                hi = np.where(keep, wide, info.min).max(axis=1)
+                lo = np.where(keep, wide, info.max).min(axis=1)
+                fill = 0 if nodata is None else nodata
+                for workers in (1, 2):
+                    kw = dict(axes=1, nodata=nodata, workers=workers)
+                    got = {m: fastpool.global_pool(view, m, **kw).astype(np.int64)
+                           for m in ("sum", "max", "min")}
+                    mean = fastpool.global_pool(view, "avg", output=np.float64, **kw)
+                    where = (n, nodata, view.strides, workers)
+                    np.testing.assert_array_equal(got["sum"], np.where(count, total, fill),
+                                                  err_msg=where)
+                    np.testing.assert_array_equal(got["max"], np.where(count, hi, fill),
+                                                  err_msg=where)
+                    np.testing.assert_array_equal(got["min"], np.where(count, lo, fill),
+                                                  err_msg=where)
+                    np.testing.assert_allclose(
+                        mean, np.where(count, total / np.maximum(count, 1), fill),
+                        rtol=1e-15, err_msg=where)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "uint8", "int8", "uint16", "int32"])
 @pytest.mark.parametrize("n", [4096 + 13, 3 * 32768 + 29])
 def test_global_missing_values_over_blocks_match_numpy(dtype, n):
     """'omit' and ``nodata`` over runs of several blocks (the masked lane loops),

@@ -780,6 +780,126 @@ FP_BYTE_LANES(signed char, max_i8, >)
 FP_BYTE_LANES(signed char, min_i8, <)
 #endif
 
+/* The same 64 running extrema where elements equal to `nd` are missing (with
+   `has_nd`): a missing byte takes the extremum's identity `worst` instead, and
+   *missing counts them (a valid byte equal to `worst` is counted as valid, so
+   a block whose count is 0 is the only one that has no extremum). */
+#if defined(__AVX2__)
+#define FP_MASKED_BYTE_LANES(T, S, OP)                                              \
+static inline void fp_masked_byte_lanes_##S(const T* p, ptrdiff_t blocks, int has_nd, \
+                                            T nd, T worst, T* lanes,              \
+                                            long long* missing) {                 \
+    __m256i a = _mm256_loadu_si256((const __m256i*)lanes);                         \
+    __m256i b = _mm256_loadu_si256((const __m256i*)(lanes + 32));                  \
+    const __m256i ndv = _mm256_set1_epi8((char)nd);                                \
+    const __m256i wv = _mm256_set1_epi8((char)worst);                              \
+    const __m256i hm = _mm256_set1_epi8(has_nd ? -1 : 0);                          \
+    long long gone = 0;                                                            \
+    for (ptrdiff_t i = 0; i < blocks; i++) {                                       \
+        FP_PREFETCH((const char*)(p + 64 * i) + FP_STREAM_AHEAD);                  \
+        __m256i u = _mm256_loadu_si256((const __m256i*)(p + 64 * i));              \
+        __m256i v = _mm256_loadu_si256((const __m256i*)(p + 64 * i + 32));         \
+        __m256i eu = _mm256_and_si256(hm, _mm256_cmpeq_epi8(u, ndv));              \
+        __m256i ev = _mm256_and_si256(hm, _mm256_cmpeq_epi8(v, ndv));              \
+        a = OP(a, _mm256_blendv_epi8(u, wv, eu));                                  \
+        b = OP(b, _mm256_blendv_epi8(v, wv, ev));                                  \
+        gone += __builtin_popcount((unsigned)_mm256_movemask_epi8(eu))             \
+              + __builtin_popcount((unsigned)_mm256_movemask_epi8(ev));            \
+    }                                                                              \
+    _mm256_storeu_si256((__m256i*)lanes, a);                                       \
+    _mm256_storeu_si256((__m256i*)(lanes + 32), b);                                \
+    *missing += gone;                                                              \
+}
+FP_MASKED_BYTE_LANES(unsigned char, max_u8, _mm256_max_epu8)
+FP_MASKED_BYTE_LANES(unsigned char, min_u8, _mm256_min_epu8)
+FP_MASKED_BYTE_LANES(signed char, max_i8, _mm256_max_epi8)
+FP_MASKED_BYTE_LANES(signed char, min_i8, _mm256_min_epi8)
+#else
+#define FP_MASKED_BYTE_LANES(T, S, CMP)                                             \
+static inline void fp_masked_byte_lanes_##S(const T* p, ptrdiff_t blocks, int has_nd, \
+                                            T nd, T worst, T* lanes,              \
+                                            long long* missing) {                 \
+    for (ptrdiff_t i = 0; i < blocks; i++)                                         \
+        for (int j = 0; j < 64; j++) {                                             \
+            T v = p[64 * i + j];                                                   \
+            int gone = has_nd && v == nd;                                          \
+            v = gone ? worst : v;                                                  \
+            lanes[j] = v CMP lanes[j] ? v : lanes[j];                              \
+            *missing += gone;                                                      \
+        }                                                                          \
+}
+FP_MASKED_BYTE_LANES(unsigned char, max_u8, >)
+FP_MASKED_BYTE_LANES(unsigned char, min_u8, <)
+FP_MASKED_BYTE_LANES(signed char, max_i8, >)
+FP_MASKED_BYTE_LANES(signed char, min_i8, <)
+#endif
+
+/* Sums of one-byte integers over `blocks` groups of 32 bytes, those equal to
+   `nd` left out (with `has_nd`) and counted in *missing: psadbw adds eight
+   bytes at a time into 64-bit lanes, so the loop runs at memory speed (integer
+   sums are exact in any order).  int8 is summed offset by 128 (x ^ 0x80), a
+   missing byte as 128, and the offset taken off at the end. */
+#if defined(__AVX2__)
+#define FP_BYTE_SUM_STEP(u, acc, MASKED)                                           \
+    {                                                                              \
+        if (MASKED) {                                                              \
+            __m256i e = _mm256_cmpeq_epi8(u, ndv);                                 \
+            u = _mm256_blendv_epi8(_mm256_xor_si256(u, flip), flip, e);            \
+            gone += __builtin_popcount((unsigned)_mm256_movemask_epi8(e));         \
+        } else {                                                                   \
+            u = _mm256_xor_si256(u, flip);                                         \
+        }                                                                          \
+        acc = _mm256_add_epi64(acc, _mm256_sad_epu8(u, zero));                     \
+    }
+/* One loop per case (with and without nodata): 64 bytes a step, prefetched. */
+#define FP_BYTE_SUM_LOOP(MASKED)                                                   \
+    for (; i + 2 <= blocks; i += 2) {                                              \
+        FP_PREFETCH((const char*)(p + 32 * i) + FP_STREAM_AHEAD);                  \
+        __m256i u = _mm256_loadu_si256((const __m256i*)(p + 32 * i));              \
+        __m256i v = _mm256_loadu_si256((const __m256i*)(p + 32 * i + 32));         \
+        FP_BYTE_SUM_STEP(u, acc0, MASKED)                                          \
+        FP_BYTE_SUM_STEP(v, acc1, MASKED)                                          \
+    }                                                                              \
+    for (; i < blocks; i++) {                                                      \
+        __m256i u = _mm256_loadu_si256((const __m256i*)(p + 32 * i));              \
+        FP_BYTE_SUM_STEP(u, acc0, MASKED)                                          \
+    }
+#define FP_BYTE_SUMS(T, S, SIGNED)                                                  \
+static inline void fp_byte_sums_##S(const T* p, ptrdiff_t blocks, int has_nd, T nd,  \
+                                    long long* sum, long long* missing) {          \
+    const __m256i zero = _mm256_setzero_si256();                                   \
+    const __m256i ndv = _mm256_set1_epi8((char)nd);                                \
+    const __m256i flip = _mm256_set1_epi8(SIGNED ? (char)0x80 : 0);                \
+    __m256i acc0 = zero, acc1 = zero;                                              \
+    long long gone = 0;                                                            \
+    ptrdiff_t i = 0;                                                               \
+    if (has_nd) {                                                                  \
+        FP_BYTE_SUM_LOOP(1)                                                        \
+    } else {                                                                       \
+        FP_BYTE_SUM_LOOP(0)                                                        \
+    }                                                                              \
+    long long t[4];                                                                \
+    _mm256_storeu_si256((__m256i*)t, _mm256_add_epi64(acc0, acc1));                \
+    *sum += t[0] + t[1] + t[2] + t[3] - (SIGNED ? 128LL * 32 * blocks : 0);        \
+    *missing += gone;                                                              \
+}
+#else
+#define FP_BYTE_SUMS(T, S, SIGNED)                                                  \
+static inline void fp_byte_sums_##S(const T* p, ptrdiff_t blocks, int has_nd, T nd,  \
+                                    long long* sum, long long* missing) {          \
+    long long total = 0, gone = 0;                                                 \
+    for (ptrdiff_t i = 0; i < 32 * blocks; i++) {                                  \
+        int out = has_nd && p[i] == nd;                                            \
+        total += out ? 0 : p[i];                                                   \
+        gone += out;                                                               \
+    }                                                                              \
+    *sum += total;                                                                 \
+    *missing += gone;                                                              \
+}
+#endif
+FP_BYTE_SUMS(unsigned char, u8, 0)
+FP_BYTE_SUMS(signed char, i8, 1)
+
 /* The lane loops above where some elements are missing: NaN under 'omit'
    (`omit`), or equal to `nd` (`has_nd`).  A missing element takes no part in
    the extremum, adds +0.0 to its sum lane (which leaves it as it was: lanes

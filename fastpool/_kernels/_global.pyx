@@ -34,6 +34,22 @@ cdef extern from "_fastpool.h":
     void fp_byte_lanes_min_u8(const uint8_t* p, Py_ssize_t blocks, uint8_t* lanes) noexcept nogil
     void fp_byte_lanes_max_i8(const int8_t* p, Py_ssize_t blocks, int8_t* lanes) noexcept nogil
     void fp_byte_lanes_min_i8(const int8_t* p, Py_ssize_t blocks, int8_t* lanes) noexcept nogil
+    void fp_masked_byte_lanes_max_u8(const uint8_t* p, Py_ssize_t blocks, int has_nd,
+                                     uint8_t nd, uint8_t worst, uint8_t* lanes,
+                                     long long* missing) noexcept nogil
+    void fp_masked_byte_lanes_min_u8(const uint8_t* p, Py_ssize_t blocks, int has_nd,
+                                     uint8_t nd, uint8_t worst, uint8_t* lanes,
+                                     long long* missing) noexcept nogil
+    void fp_masked_byte_lanes_max_i8(const int8_t* p, Py_ssize_t blocks, int has_nd,
+                                     int8_t nd, int8_t worst, int8_t* lanes,
+                                     long long* missing) noexcept nogil
+    void fp_masked_byte_lanes_min_i8(const int8_t* p, Py_ssize_t blocks, int has_nd,
+                                     int8_t nd, int8_t worst, int8_t* lanes,
+                                     long long* missing) noexcept nogil
+    void fp_byte_sums_u8(const uint8_t* p, Py_ssize_t blocks, int has_nd, uint8_t nd,
+                         long long* sum, long long* missing) noexcept nogil
+    void fp_byte_sums_i8(const int8_t* p, Py_ssize_t blocks, int has_nd, int8_t nd,
+                         long long* sum, long long* missing) noexcept nogil
     void fp_masked_lanes_max_f32(const float* p, Py_ssize_t blocks, int omit, int has_nd,
                                  float nd, float* lanes, int* counts, int* nans) noexcept nogil
     void fp_masked_lanes_min_f32(const float* p, Py_ssize_t blocks, int omit, int has_nd,
@@ -103,6 +119,25 @@ cdef void block_sum(const T* p, Py_ssize_t n, int64_t s, bint omit, bint has_nd,
     cdef int64_t ca[SUM_LANES]
     cdef Py_ssize_t i, j, m = n - n % SUM_LANES
     cdef const T* q
+    cdef long long byte_sum = 0, gone = 0
+    if T is uint8_t or T is int8_t:
+        if s == 1:
+            # Integer sums are exact in any order: whole vectors of bytes (psadbw),
+            # with or without nodata (an integer is never NaN, so 'omit' is moot).
+            m = n - n % 32
+            if T is uint8_t:
+                fp_byte_sums_u8(p, m // 32, has_nd, nd, &byte_sum, &gone)
+            elif T is int8_t:
+                fp_byte_sums_i8(p, m // 32, has_nd, nd, &byte_sum, &gone)
+            for i in range(m, n):
+                if has_nd and p[i] == nd:
+                    gone += 1
+                else:
+                    byte_sum += p[i]
+            fsum[0] = 0.0
+            isum[0] = byte_sum
+            count[0] = n - gone
+            return
     for j in range(SUM_LANES):
         fa[j] = 0.0
         ia[j] = 0
@@ -262,6 +297,35 @@ cdef inline void masked_extremum_chunk(const T* q, int64_t s, Py_ssize_t k, bint
         ca[j] += ok
 
 
+cdef inline void masked_byte_extremum(const T* p, Py_ssize_t n, bint has_nd, T nd,
+                                      T* la, int* ca, int* nans, Dir tag) noexcept nogil:
+    """The lanes of :func:`block_extremum` for a run of one-byte integers where
+    the nodata bytes are missing: they take the identity's value in 64 byte
+    lanes, and are counted."""
+    cdef T wide[BYTE_LANES]
+    cdef Py_ssize_t j, m = n - n % BYTE_LANES
+    cdef long long gone = 0
+    for j in range(BYTE_LANES):
+        wide[j] = la[0]
+    if T is uint8_t:
+        if Dir is MaxTag:
+            fp_masked_byte_lanes_max_u8(p, m // BYTE_LANES, has_nd, nd, la[0], wide, &gone)
+        else:
+            fp_masked_byte_lanes_min_u8(p, m // BYTE_LANES, has_nd, nd, la[0], wide, &gone)
+    elif T is int8_t:
+        if Dir is MaxTag:
+            fp_masked_byte_lanes_max_i8(p, m // BYTE_LANES, has_nd, nd, la[0], wide, &gone)
+        else:
+            fp_masked_byte_lanes_min_i8(p, m // BYTE_LANES, has_nd, nd, la[0], wide, &gone)
+    for j in range(BYTE_LANES):
+        la[j % LANES] = larger(la[j % LANES], wide[j], tag)
+    ca[0] = <int>(m - gone)
+    while m < n:
+        masked_extremum_chunk(p + m, 1, min(<Py_ssize_t>LANES, n - m), False, has_nd, nd,
+                              la, ca, nans, tag)
+        m += LANES
+
+
 cdef void block_extremum(const T* p, Py_ssize_t n, int64_t s, bint omit, bint has_nd,
                          T nd, T* val, int64_t* count, Dir tag) noexcept nogil:
     """Extremum of the valid elements among ``p[i * s]``, ``i < n``, and the
@@ -275,6 +339,7 @@ cdef void block_extremum(const T* p, Py_ssize_t n, int64_t s, bint omit, bint ha
     cdef const T* q
     cdef T a
     cdef int64_t c = 0, nan_count = 0
+    cdef bint byte_run
     for j in range(LANES):
         la[j] = worst(tag, nd)
         ca[j] = 0
@@ -329,26 +394,32 @@ cdef void block_extremum(const T* p, Py_ssize_t n, int64_t s, bint omit, bint ha
                 nans[(i - m) % LANES] += a != a
         c = n
     else:
-        if s == 1 and (T is float or T is double):
-            if T is float:
-                if Dir is MaxTag:
-                    fp_masked_lanes_max_f32(p, m // LANES, omit, has_nd, nd, la, ca, nans)
-                else:
-                    fp_masked_lanes_min_f32(p, m // LANES, omit, has_nd, nd, la, ca, nans)
-            elif T is double:
-                if Dir is MaxTag:
-                    fp_masked_lanes_max_f64(p, m // LANES, omit, has_nd, nd, la, ca, nans)
-                else:
-                    fp_masked_lanes_min_f64(p, m // LANES, omit, has_nd, nd, la, ca, nans)
-        elif s == 1:
-            for i in range(m // LANES):
-                masked_extremum_chunk(p + i * LANES, 1, LANES, omit, has_nd, nd, la, ca,
-                                      nans, tag)
-        else:
-            for i in range(m // LANES):
-                masked_extremum_chunk(p + i * LANES * s, s, LANES, omit, has_nd, nd, la,
-                                      ca, nans, tag)
-        masked_extremum_chunk(p + m * s, s, n - m, omit, has_nd, nd, la, ca, nans, tag)
+        byte_run = False
+        if T is uint8_t or T is int8_t:
+            byte_run = s == 1
+            if byte_run:
+                masked_byte_extremum(p, n, has_nd, nd, la, ca, nans, tag)
+        if not byte_run:
+            if s == 1 and (T is float or T is double):
+                if T is float:
+                    if Dir is MaxTag:
+                        fp_masked_lanes_max_f32(p, m // LANES, omit, has_nd, nd, la, ca, nans)
+                    else:
+                        fp_masked_lanes_min_f32(p, m // LANES, omit, has_nd, nd, la, ca, nans)
+                elif T is double:
+                    if Dir is MaxTag:
+                        fp_masked_lanes_max_f64(p, m // LANES, omit, has_nd, nd, la, ca, nans)
+                    else:
+                        fp_masked_lanes_min_f64(p, m // LANES, omit, has_nd, nd, la, ca, nans)
+            elif s == 1:
+                for i in range(m // LANES):
+                    masked_extremum_chunk(p + i * LANES, 1, LANES, omit, has_nd, nd, la, ca,
+                                          nans, tag)
+            else:
+                for i in range(m // LANES):
+                    masked_extremum_chunk(p + i * LANES * s, s, LANES, omit, has_nd, nd, la,
+                                          ca, nans, tag)
+            masked_extremum_chunk(p + m * s, s, n - m, omit, has_nd, nd, la, ca, nans, tag)
     a = la[0]
     for j in range(LANES):
         a = larger(a, la[j], tag)
