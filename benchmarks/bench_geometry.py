@@ -87,6 +87,10 @@ CASES: List[Case] = [
     Case("float32 8192x8192 global max", (8192, 8192), (1024, 1024), "float32", "global-max", (), ()),
     Case("float32 8192x8192 global max, 1% NaN, nan_policy='omit'", (8192, 8192), (1024, 1024),
          "float32", "global-max", (), (), params={"nan_policy": "omit"}),
+    Case("uint8 8192x8192 global avg", (8192, 8192), (1024, 1024), "uint8", "global-avg", (), ()),
+    Case("uint8 8192x8192 global max", (8192, 8192), (1024, 1024), "uint8", "global-max", (), ()),
+    Case("uint8 512x512x512 global avg", (512, 512, 512), (64, 64, 64), "uint8", "global-avg", (), ()),
+    Case("uint8 512x512x512 global max", (512, 512, 512), (64, 64, 64), "uint8", "global-max", (), ()),
     Case(f"NCHW float32 {NCHW_S} global avg over (H,W)", NCHW, NCHW_Q, "float32", "global-avg", (), (),
          axes=HW),
     Case(f"NCHW float32 {NCHW_S} global max over (H,W)", NCHW, NCHW_Q, "float32", "global-max", (), (),
@@ -380,6 +384,8 @@ def torch_peer(case: Case, x: np.ndarray):
     if op.startswith("global"):
         if "nan_policy" in case.params:
             return None  # propagates NaN
+        if x.dtype.kind in "iu":
+            return None  # the adaptive pools take float tensors
         f = F.adaptive_avg_pool2d if op.endswith("avg") else F.adaptive_max_pool2d
         oshape = out_shape(case, x.shape)
         if x.ndim not in (2, 4) or case.pooled_axes(x.ndim) != (x.ndim - 2, x.ndim - 1):
@@ -406,6 +412,8 @@ def torch_reduce_peer(case: Case, x: np.ndarray):
     dims (-2, -1) for NCHW)."""
     if torch is None or not case.op.startswith("global") or "nan_policy" in case.params:
         return None  # (torch's amax has no NaN-skipping form)
+    if case.op.endswith("avg") and x.dtype.kind in "iu":
+        return None  # torch's mean wants a float tensor
     axes = case.pooled_axes(x.ndim)
     dims = None if len(axes) == x.ndim else tuple(a - x.ndim for a in axes)
     red = "mean" if case.op.endswith("avg") else "amax"
