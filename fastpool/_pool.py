@@ -87,8 +87,9 @@ class _Call:
     """
 
     def __init__(self, input, size, stride, padding, dilation, ceil_mode, mode, cval,
-                 nan_policy, nodata, axes, workers, fold_channels):
+                 nan_policy, nodata, axes, workers, fold_channels, any_order=False):
         self.source = input
+        self.layout = None   # the result's axes from the outermost in memory; None: C
         x, self.in_dtype = S.as_input(input)
         chunk = size if isinstance(size, GivenGeometry) else None
         self.counter = chunk.counter if chunk else None
@@ -103,6 +104,12 @@ class _Call:
         self.params = p
         if fold_channels == "always" or (fold_channels == "integers"
                                          and x.dtype.kind in "iu"):
+            if any_order:
+                ordered, windows = _memory_order(x, p, windows)
+                if ordered is not p:
+                    # a result laid out as the input, so the kernel writes rows
+                    self.layout = sorted(range(x.ndim), key=lambda a: -abs(x.strides[a]))
+                p = ordered
             p = _fold_unit_stride_axis(x, p)
         self.kernel_params = p
         if len(p.axes) > len(windows):  # the folded channel axis
@@ -118,7 +125,8 @@ class _Call:
         self.tag = np.empty(0, dtype=x.dtype)
 
     def output(self, output, default_dtype):
-        return S.prepare_output(output, self.out_shape, default_dtype, self.source)
+        return S.prepare_output(output, self.out_shape, default_dtype, self.source,
+                                self.layout)
 
     def views(self, *arrays):
         return batch_views((self.x,) + arrays, self.kernel_params.axes)
@@ -186,6 +194,25 @@ def plan_windows(shape, size, stride, padding, dilation, ceil_mode, mode, nan_po
     return p, tuple(windows[a] for a in sorted_axes)
 
 
+def _memory_order(x, p, windows):
+    """Parameters and windows with the pooled axes in memory order (decreasing
+    stride), for reductions whose result does not depend on the order of a
+    window's samples (extrema without indices, integer sums).
+
+    A Fortran-ordered array or a transpose is then read along its contiguous
+    axis: in C order each window row jumps a page an element (2x2 max of a
+    4096^2 Fortran array: 66 ms, against 5.7 in memory order).  The result and
+    its layout are unchanged; the kernel writes it through the same view.
+    """
+    order = sorted(range(len(p.axes)), key=lambda i: -abs(x.strides[p.axes[i]]))
+    if order == sorted(order):
+        return p, windows
+    pick = lambda t: tuple(t[i] for i in order)  # noqa: E731
+    return (S.PoolParams(pick(p.axes), pick(p.size), pick(p.stride), pick(p.padding),
+                         pick(p.dilation), p.ceil_mode, p.mode, p.nan_policy),
+            pick(windows))
+
+
 def _fold_unit_stride_axis(x, p):
     """Parameters that also pool a contiguous batch axis, with a window of 1.
 
@@ -215,7 +242,8 @@ def _extremum_pool(is_min, input, size, stride, padding, dilation, ceil_mode, mo
                    cval, nan_policy, nodata, axes, output, workers, return_indices):
     call = _Call(input, size, stride, padding, dilation, ceil_mode, mode, cval,
                  nan_policy, nodata, axes, workers,
-                 fold_channels="never" if return_indices else "always")
+                 fold_channels="never" if return_indices else "always",
+                 any_order=not return_indices)
     return extremum_run(call, is_min, output, return_indices)
 
 
@@ -230,7 +258,7 @@ def extremum_run(call, is_min, output, return_indices, plane=None, plane_tables=
     target = _kernel_target(result, call.x.dtype)
     direct = target is not None
     if not direct:
-        target = np.empty(call.out_shape, dtype=call.x.dtype)
+        target = call.output(None, call.x.dtype)
     indices = np.empty(call.out_shape, dtype=np.int64) if return_indices else None
     arrays = (target,) if indices is None else (target, indices)
     geometry = list(call.geometry_args)
@@ -273,7 +301,8 @@ def _sum_pool(average, input, size, stride, padding, dilation, ceil_mode, mode, 
               nan_policy, nodata, axes, output, workers, divisor):
     # Integer sums are exact in any order; float sums keep their association.
     call = _Call(input, size, stride, padding, dilation, ceil_mode, mode, cval,
-                 nan_policy, nodata, axes, workers, fold_channels="integers")
+                 nan_policy, nodata, axes, workers, fold_channels="integers",
+                 any_order=True)
     kdt = call.x.dtype
     if average:
         default = _natural_dtype(call.in_dtype, kdt)
@@ -295,7 +324,7 @@ def _sum_pool(average, input, size, stride, padding, dilation, ceil_mode, mode, 
             code, tmp_dtype = _OUT.OUT_UINT64, np.uint64
         else:
             code, tmp_dtype = _OUT.OUT_INT64, np.int64
-        target = np.empty(call.out_shape, dtype=tmp_dtype)
+        target = call.output(None, tmp_dtype)
     colcount = call.windows[-1].counts
     for views in call.views(target):
         _sums.sums(call.tag, views[0], views[1], code, average, divisor, colcount,

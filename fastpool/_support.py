@@ -398,24 +398,27 @@ def check_dtype(dtype, name="output"):
     return dtype
 
 
-def prepare_output(output, shape, default_dtype, input_array):
+def prepare_output(output, shape, default_dtype, input_array, layout=None):
     """The array to return and its dtype.
 
     ``output`` may be None, a dtype or an ndarray (checked for shape, writability,
-    dtype and overlap with the input).
+    dtype and overlap with the input).  ``layout``: the order of the axes in the
+    memory of a new array, outermost first (None: C order).
     """
-    if output is None:
-        return np.empty(shape, dtype=default_dtype)
-    if isinstance(output, np.ndarray):
-        if output.shape != tuple(shape):
-            raise ValueError(f"output has shape {output.shape}, expected {tuple(shape)}")
-        if not output.flags.writeable:
-            raise ValueError("output is read-only")
-        check_dtype(output.dtype)
-        if np.shares_memory(output, input_array):
-            raise ValueError("output overlaps the input; pass a separate array")
-        return output
-    return np.empty(shape, dtype=check_dtype(output))
+    if output is None or not isinstance(output, np.ndarray):
+        dtype = default_dtype if output is None else check_dtype(output)
+        if layout is None:
+            return np.empty(shape, dtype=dtype)
+        return np.empty([shape[a] for a in layout], dtype=dtype).transpose(
+            np.argsort(layout))
+    if output.shape != tuple(shape):
+        raise ValueError(f"output has shape {output.shape}, expected {tuple(shape)}")
+    if not output.flags.writeable:
+        raise ValueError("output is read-only")
+    check_dtype(output.dtype)
+    if np.shares_memory(output, input_array):
+        raise ValueError("output overlaps the input; pass a separate array")
+    return output
 
 
 def store(dst, src):

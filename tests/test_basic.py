@@ -336,6 +336,38 @@ _LAYOUT_CASES = [(layout, dtype) for layout in LAYOUTS + ("broadcast", "list")
                  if layout != "list" or dtype in ("bool", "int64", "float64")]
 
 
+def _memory_order(a):
+    return tuple(sorted(range(a.ndim), key=lambda k: -abs(a.strides[k])))
+
+
+def test_order_free_reductions_of_fortran_input_walk_its_memory():
+    """Extrema without indices and integer sums read a Fortran array or a
+    transpose along its contiguous axis and return a result laid out as the
+    input (the same values as the C-ordered input's); index-returning and float
+    sums keep the C order.  A given ``output`` of any layout gets the values."""
+    rng = np.random.default_rng(5)
+    for dtype in ("float32", "uint8", "int16"):
+        x = random_array(rng, (3, 17, 12), dtype, full_range=True)
+        for xin in (np.asfortranarray(x),
+                    np.ascontiguousarray(x.transpose(0, 2, 1)).transpose(0, 2, 1)):
+            for method in ("max", "min", "sum", "avg"):
+                kw = dict(size=(3, 2), stride=(2, 1), padding=(1, 0), axes=(1, 2))
+                want = pool(method, x, **kw)
+                got = pool(method, xin, **kw)
+                np.testing.assert_array_equal(got, want, err_msg=(dtype, method))
+                assert out_dtype_of(got) == want.dtype
+                ordered = method in ("max", "min") or dtype != "float32"
+                assert _memory_order(got) == (_memory_order(xin) if ordered
+                                              else (0, 1, 2)), (dtype, method)
+                out = np.full(want.shape, 7, dtype=want.dtype)
+                pool(method, xin, output=out, **kw)
+                np.testing.assert_array_equal(out, want)
+            v, i = fastpool.max_pool(xin, **kw, return_indices=True)
+            w, j = fastpool.max_pool(x, **kw, return_indices=True)
+            np.testing.assert_array_equal(i, j)
+            assert v.flags.c_contiguous and i.flags.c_contiguous
+
+
 @pytest.mark.parametrize("layout,dtype", _LAYOUT_CASES)
 def test_layouts_identical(layout, dtype):
     """Every memory layout gives exactly the C-contiguous result."""
