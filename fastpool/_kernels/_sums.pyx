@@ -372,6 +372,17 @@ cdef void store_row(const Geom* g, char* op, int64_t os, int code, const Acc* ac
                   divisor, average, fp_round, has_nd, nd)
 
 
+cdef bint plain_row_pairs(const Geom* g) noexcept nogil:
+    """Whether output row ``o`` of 2-D pooling reads input rows ``2o`` and
+    ``2o + 1`` and no others (no padding, copies or cval rows)."""
+    cdef const int64_t* tab = g.tables + g.tab_off[0]
+    cdef Py_ssize_t o
+    for o in range(g.out_len[0]):
+        if tab[2 * o] != 2 * o or tab[2 * o + 1] != 2 * o + 1:
+            return False
+    return True
+
+
 cdef int engine(const Geom* g, const T* x, char* out, int code, bint average,
                 int64_t divisor, const int64_t* colcount, bint omit, bint has_nd, T nd,
                 T cval, bint fp_round, int nthreads, Acc* kind) noexcept nogil:
@@ -406,6 +417,11 @@ cdef int engine(const Geom* g, const T* x, char* out, int code, bint average,
     # They prefetch the rows of the output row about 3 KiB ahead (three rows of
     # 2x2 float means of 112-wide NCHW maps, which ran 8% slower with one): the
     # hardware prefetcher does not run that far ahead of short rows.
+    # Means of 2-D windows two rows tall at stride 2, no padding along the rows
+    # (2x2 of NCHW maps): output row o reads input rows 2o and 2o + 1, so even
+    # the row lists are skipped (about 10% of the time of 112-wide maps).
+    cdef bint row_pairs = (short_plain and average and g.d == 2 and g.width[0] == 2
+                           and plain_row_pairs(g))
     cdef int64_t row_bytes = W * g.s * g.sc * sizeof(T)
     cdef int64_t ahead = g.row_step * max(1, min(16, 3072 // max(1, 2 * row_bytes)))
     cdef const char* pp
@@ -427,6 +443,18 @@ cdef int engine(const Geom* g, const T* x, char* out, int code, bint average,
         for t in prange(total, schedule="dynamic", chunksize=chunk):
             b = t // g.nrows_out
             orow = t - b * g.nrows_out
+            if row_pairs:
+                xb = x + b * g.in_stride[0] + 2 * orow * g.in_stride[1]
+                for r in range(2):
+                    pp = <const char*>(xb + r * g.in_stride[1] + ahead)
+                    pe = pp + row_bytes
+                    while pp < pe:
+                        fp_prefetch(pp)
+                        pp = pp + 64
+                if means_direct(g, xb, xb + g.in_stride[1], xb, xb, 2,
+                                <T*>(out + (b * g.out_stride[0] + orow * g.out_stride[1])
+                                     * itemsize), 0, W, acc):
+                    continue
             # Assigned in the loop body so that Cython makes them thread-private
             # (collect_rows writes them through pointers, which it cannot see).
             oo = 0
