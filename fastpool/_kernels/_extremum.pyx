@@ -16,7 +16,7 @@ cimport numpy as cnp
 from ._common cimport (EXCLUDED, aligned_alloc, Dir, FoldTag, Geom, InitTag, MaxTag, MinTag, NanTag,
                        first_taps_stride2,
                        OmitTag, PassTag, PropTag, RowScratch, T, block_len, collect_rows,
-                       prefetch_block,
+                       prefetch_block, prefetch_rows, short_rows_ahead,
                        scratch_at, scratch_size,
                        fp_max_omit_f32, fp_max_omit_f64, fp_max_prop_f32, fp_max_prop_f64,
                        fp_min_omit_f32, fp_min_omit_f64, fp_min_prop_f32, fp_min_prop_f64,
@@ -329,12 +329,13 @@ cdef int engine(const Geom* g, const T* x, T* out, int64_t* iout, bint want_idx,
     cdef int64_t* rflat
     cdef char* rcv
     cdef int64_t oo, io, os = g.out_stride[g.d]
-    cdef bint direct, any_cval
+    cdef bint direct, any_cval, edges
     cdef const T* xb
     cdef T* op
     cdef int64_t* ip
     cdef RowScratch sc
     cdef Py_ssize_t c0, c1, blk = block_len(g, sizeof(T))
+    cdef int64_t ahead = short_rows_ahead(g, sizeof(T))
     cdef Py_ssize_t per_thread = scratch_size(g, sizeof(T))
     cdef Py_ssize_t geom_size = (sizeof(Geom) + 63) & ~(<Py_ssize_t>63)
     cdef char* scratch = <char*>aligned_alloc(64, (per_thread + geom_size) * nthreads)
@@ -376,17 +377,27 @@ cdef int engine(const Geom* g, const T* x, T* out, int64_t* iout, bint want_idx,
             direct = not (want_idx or has_nd or any_cval)
             # A contiguous output row is its own accumulator.
             acc = op if (direct and os == 1) else buf
-            for w in range(W):
-                idx[w] = -1
+            # Rows of interior windows only (NCHW maps) skip the edge bookkeeping:
+            # for 112-wide maps it took a tenth of the time.
+            edges = gp.lo > 0 or gp.hi < W
+            if edges or not direct:
+                for w in range(W):
+                    idx[w] = -1
             if direct:
-                for r in range(nrows):
+                for r in range(nrows if edges else 0):
                     row_tables(gp, xb + roff[r], rflat[r], False, cval, 0, gp.lo,
                                acc, idx, omit, False, nd, tag)
                     row_tables(gp, xb + roff[r], rflat[r], False, cval, gp.hi, W,
                                acc, idx, omit, False, nd, tag)
                 # Interior, block by block with the next block prefetched, up to
-                # four rows per pass.
-                c0 = gp.lo
+                # four rows per pass; a short row (NCHW maps) in one block, its
+                # rows a few output rows ahead prefetched.
+                if not edges and W <= blk:
+                    prefetch_rows(gp, xb, roff, nrows, ahead)
+                    for r in range(0, nrows, 4):
+                        rows_direct(gp, xb, roff + r, min(4, nrows - r), acc, 0, W,
+                                    r == 0, omit, tag)
+                c0 = gp.lo if edges or W > blk else gp.hi
                 while c0 < gp.hi:
                     c1 = min(c0 + blk, gp.hi)
                     prefetch_block(gp, xb, roff, nrows, c1, min(c1 + blk, gp.hi))

@@ -14,9 +14,10 @@ from libc.math cimport NAN
 cimport numpy as cnp
 
 from ._common cimport (EXCLUDED, aligned_alloc, Acc, Geom, RowScratch, T, block_len,
-                       collect_rows, div_round_even, fp_prefetch, prefetch_block,
-                       fp_i128, make_geom, round_half_even, saturate, scratch_at,
-                       scratch_size)
+                       collect_rows, div_round_even, fp_prefetch, plain_row_pairs,
+                       prefetch_block, prefetch_rows, fp_i128, make_geom,
+                       round_half_even, saturate, scratch_at, scratch_size,
+                       short_rows_ahead)
 
 cnp.import_array()
 
@@ -372,17 +373,6 @@ cdef void store_row(const Geom* g, char* op, int64_t os, int code, const Acc* ac
                   divisor, average, fp_round, has_nd, nd)
 
 
-cdef bint plain_row_pairs(const Geom* g) noexcept nogil:
-    """Whether output row ``o`` of 2-D pooling reads input rows ``2o`` and
-    ``2o + 1`` and no others (no padding, copies or cval rows)."""
-    cdef const int64_t* tab = g.tables + g.tab_off[0]
-    cdef Py_ssize_t o
-    for o in range(g.out_len[0]):
-        if tab[2 * o] != 2 * o or tab[2 * o + 1] != 2 * o + 1:
-            return False
-    return True
-
-
 cdef int engine(const Geom* g, const T* x, char* out, int code, bint average,
                 int64_t divisor, const int64_t* colcount, bint omit, bint has_nd, T nd,
                 T cval, bint fp_round, int nthreads, Acc* kind) noexcept nogil:
@@ -414,21 +404,18 @@ cdef int engine(const Geom* g, const T* x, char* out, int code, bint average,
                                  (average and divisor == 0 and code == OUT_SAME)
                                  or (not average and ((T is uint8_t and code == OUT_FLOAT32)
                                                       or (T is float and code == OUT_SAME)))))
-    # They prefetch the rows of the output row about 3 KiB ahead (three rows of
-    # 2x2 float means of 112-wide NCHW maps, which ran 8% slower with one): the
-    # hardware prefetcher does not run that far ahead of short rows.
+    # They prefetch their rows ahead (short_rows_ahead).
     # Means of 2-D windows two rows tall at stride 2, no padding along the rows
     # (2x2 of NCHW maps): output row o reads input rows 2o and 2o + 1, so even
     # the row lists are skipped (about 10% of the time of 112-wide maps).
-    cdef bint row_pairs = (short_plain and average and g.d == 2 and g.width[0] == 2
-                           and plain_row_pairs(g))
-    cdef int64_t row_bytes = W * g.s * g.sc * sizeof(T)
-    cdef int64_t ahead = g.row_step * max(1, min(16, 3072 // max(1, 2 * row_bytes)))
-    cdef const char* pp
-    cdef const char* pe
+    cdef bint row_pairs = short_plain and average and plain_row_pairs(g)
+    cdef int64_t ahead = short_rows_ahead(g, sizeof(T))
+    cdef int64_t pair[2]
     cdef char* scratch = <char*>aligned_alloc(64, per_thread * nthreads)
     if scratch == NULL:
         return -1
+    pair[0] = 0   # a row pair's offsets from its first row
+    pair[1] = g.in_stride[1]
     with parallel(num_threads=nthreads):
         sc = scratch_at(scratch + threadid() * per_thread, g, sizeof(Acc))
         acc = <Acc*>sc.acc
@@ -445,12 +432,7 @@ cdef int engine(const Geom* g, const T* x, char* out, int code, bint average,
             orow = t - b * g.nrows_out
             if row_pairs:
                 xb = x + b * g.in_stride[0] + 2 * orow * g.in_stride[1]
-                for r in range(2):
-                    pp = <const char*>(xb + r * g.in_stride[1] + ahead)
-                    pe = pp + row_bytes
-                    while pp < pe:
-                        fp_prefetch(pp)
-                        pp = pp + 64
+                prefetch_rows(g, xb, pair, 2, ahead)
                 if means_direct(g, xb, xb + g.in_stride[1], xb, xb, 2,
                                 <T*>(out + (b * g.out_stride[0] + orow * g.out_stride[1])
                                      * itemsize), 0, W, acc):
@@ -472,12 +454,7 @@ cdef int engine(const Geom* g, const T* x, char* out, int code, bint average,
                 if done:
                     for w in range(4):
                         batch[w] = xb + roff[w if w < nrows else 0]
-                    for r in range(nrows):
-                        pp = <const char*>(xb + roff[r] + ahead)
-                        pe = pp + row_bytes
-                        while pp < pe:
-                            fp_prefetch(pp)
-                            pp = pp + 64
+                    prefetch_rows(g, xb, roff, nrows, ahead)
                     if average:
                         done = means_direct(g, batch[0], batch[1], batch[2], batch[3],
                                             nrows, <T*>op, 0, W, acc)
