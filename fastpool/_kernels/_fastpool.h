@@ -749,19 +749,45 @@ FP_LANE_EXTREMUM(double, min_f64, fp_v8d, fp_v8l, <)
 #endif
 
 /* 64 running extrema of bytes over `blocks` groups of 64 (lane j sees
-   p[64*i + j]): a vector instruction a 32 bytes, prefetched as the float loops. */
+   p[64*i + j]): a vector instruction a 32 bytes, prefetched as the float loops.
+   With `has_nd`, bytes equal to `nd` are missing: they take the extremum's
+   identity `worst` instead, and *missing counts them (a valid byte equal to
+   `worst` is counted as valid, so a block whose count is 0 is the only one that
+   has no extremum).  One loop per case, so the plain one stays two loads and
+   two max a group. */
 #if defined(__AVX2__)
-#define FP_BYTE_LANES(T, S, OP)                                                     \
-static inline void fp_byte_lanes_##S(const T* p, ptrdiff_t blocks, T* lanes) {      \
-    __m256i a = _mm256_loadu_si256((const __m256i*)lanes);                         \
-    __m256i b = _mm256_loadu_si256((const __m256i*)(lanes + 32));                  \
+#define FP_BYTE_LANE_LOOP(OP, MASKED)                                              \
     for (ptrdiff_t i = 0; i < blocks; i++) {                                       \
         FP_PREFETCH((const char*)(p + 64 * i) + FP_STREAM_AHEAD);                  \
-        a = OP(a, _mm256_loadu_si256((const __m256i*)(p + 64 * i)));               \
-        b = OP(b, _mm256_loadu_si256((const __m256i*)(p + 64 * i + 32)));          \
+        __m256i u = _mm256_loadu_si256((const __m256i*)(p + 64 * i));              \
+        __m256i v = _mm256_loadu_si256((const __m256i*)(p + 64 * i + 32));         \
+        if (MASKED) {                                                              \
+            __m256i eu = _mm256_cmpeq_epi8(u, ndv);                                \
+            __m256i ev = _mm256_cmpeq_epi8(v, ndv);                                \
+            u = _mm256_blendv_epi8(u, wv, eu);                                     \
+            v = _mm256_blendv_epi8(v, wv, ev);                                     \
+            gone += __builtin_popcount((unsigned)_mm256_movemask_epi8(eu))         \
+                  + __builtin_popcount((unsigned)_mm256_movemask_epi8(ev));        \
+        }                                                                          \
+        a = OP(a, u);                                                              \
+        b = OP(b, v);                                                              \
+    }
+#define FP_BYTE_LANES(T, S, OP)                                                     \
+static inline void fp_byte_lanes_##S(const T* p, ptrdiff_t blocks, int has_nd, T nd, \
+                                     T worst, T* lanes, long long* missing) {       \
+    __m256i a = _mm256_loadu_si256((const __m256i*)lanes);                         \
+    __m256i b = _mm256_loadu_si256((const __m256i*)(lanes + 32));                  \
+    const __m256i ndv = _mm256_set1_epi8((char)nd);                                \
+    const __m256i wv = _mm256_set1_epi8((char)worst);                              \
+    long long gone = 0;                                                            \
+    if (has_nd) {                                                                  \
+        FP_BYTE_LANE_LOOP(OP, 1)                                                   \
+    } else {                                                                       \
+        FP_BYTE_LANE_LOOP(OP, 0)                                                   \
     }                                                                              \
     _mm256_storeu_si256((__m256i*)lanes, a);                                       \
     _mm256_storeu_si256((__m256i*)(lanes + 32), b);                                \
+    *missing += gone;                                                              \
 }
 FP_BYTE_LANES(unsigned char, max_u8, _mm256_max_epu8)
 FP_BYTE_LANES(unsigned char, min_u8, _mm256_min_epu8)
@@ -769,56 +795,8 @@ FP_BYTE_LANES(signed char, max_i8, _mm256_max_epi8)
 FP_BYTE_LANES(signed char, min_i8, _mm256_min_epi8)
 #else
 #define FP_BYTE_LANES(T, S, CMP)                                                    \
-static inline void fp_byte_lanes_##S(const T* p, ptrdiff_t blocks, T* lanes) {      \
-    for (ptrdiff_t i = 0; i < blocks; i++)                                         \
-        for (int j = 0; j < 64; j++)                                               \
-            lanes[j] = p[64 * i + j] CMP lanes[j] ? p[64 * i + j] : lanes[j];      \
-}
-FP_BYTE_LANES(unsigned char, max_u8, >)
-FP_BYTE_LANES(unsigned char, min_u8, <)
-FP_BYTE_LANES(signed char, max_i8, >)
-FP_BYTE_LANES(signed char, min_i8, <)
-#endif
-
-/* The same 64 running extrema where elements equal to `nd` are missing (with
-   `has_nd`): a missing byte takes the extremum's identity `worst` instead, and
-   *missing counts them (a valid byte equal to `worst` is counted as valid, so
-   a block whose count is 0 is the only one that has no extremum). */
-#if defined(__AVX2__)
-#define FP_MASKED_BYTE_LANES(T, S, OP)                                              \
-static inline void fp_masked_byte_lanes_##S(const T* p, ptrdiff_t blocks, int has_nd, \
-                                            T nd, T worst, T* lanes,              \
-                                            long long* missing) {                 \
-    __m256i a = _mm256_loadu_si256((const __m256i*)lanes);                         \
-    __m256i b = _mm256_loadu_si256((const __m256i*)(lanes + 32));                  \
-    const __m256i ndv = _mm256_set1_epi8((char)nd);                                \
-    const __m256i wv = _mm256_set1_epi8((char)worst);                              \
-    const __m256i hm = _mm256_set1_epi8(has_nd ? -1 : 0);                          \
-    long long gone = 0;                                                            \
-    for (ptrdiff_t i = 0; i < blocks; i++) {                                       \
-        FP_PREFETCH((const char*)(p + 64 * i) + FP_STREAM_AHEAD);                  \
-        __m256i u = _mm256_loadu_si256((const __m256i*)(p + 64 * i));              \
-        __m256i v = _mm256_loadu_si256((const __m256i*)(p + 64 * i + 32));         \
-        __m256i eu = _mm256_and_si256(hm, _mm256_cmpeq_epi8(u, ndv));              \
-        __m256i ev = _mm256_and_si256(hm, _mm256_cmpeq_epi8(v, ndv));              \
-        a = OP(a, _mm256_blendv_epi8(u, wv, eu));                                  \
-        b = OP(b, _mm256_blendv_epi8(v, wv, ev));                                  \
-        gone += __builtin_popcount((unsigned)_mm256_movemask_epi8(eu))             \
-              + __builtin_popcount((unsigned)_mm256_movemask_epi8(ev));            \
-    }                                                                              \
-    _mm256_storeu_si256((__m256i*)lanes, a);                                       \
-    _mm256_storeu_si256((__m256i*)(lanes + 32), b);                                \
-    *missing += gone;                                                              \
-}
-FP_MASKED_BYTE_LANES(unsigned char, max_u8, _mm256_max_epu8)
-FP_MASKED_BYTE_LANES(unsigned char, min_u8, _mm256_min_epu8)
-FP_MASKED_BYTE_LANES(signed char, max_i8, _mm256_max_epi8)
-FP_MASKED_BYTE_LANES(signed char, min_i8, _mm256_min_epi8)
-#else
-#define FP_MASKED_BYTE_LANES(T, S, CMP)                                             \
-static inline void fp_masked_byte_lanes_##S(const T* p, ptrdiff_t blocks, int has_nd, \
-                                            T nd, T worst, T* lanes,              \
-                                            long long* missing) {                 \
+static inline void fp_byte_lanes_##S(const T* p, ptrdiff_t blocks, int has_nd, T nd, \
+                                     T worst, T* lanes, long long* missing) {       \
     for (ptrdiff_t i = 0; i < blocks; i++)                                         \
         for (int j = 0; j < 64; j++) {                                             \
             T v = p[64 * i + j];                                                   \
@@ -828,10 +806,10 @@ static inline void fp_masked_byte_lanes_##S(const T* p, ptrdiff_t blocks, int ha
             *missing += gone;                                                      \
         }                                                                          \
 }
-FP_MASKED_BYTE_LANES(unsigned char, max_u8, >)
-FP_MASKED_BYTE_LANES(unsigned char, min_u8, <)
-FP_MASKED_BYTE_LANES(signed char, max_i8, >)
-FP_MASKED_BYTE_LANES(signed char, min_i8, <)
+FP_BYTE_LANES(unsigned char, max_u8, >)
+FP_BYTE_LANES(unsigned char, min_u8, <)
+FP_BYTE_LANES(signed char, max_i8, >)
+FP_BYTE_LANES(signed char, min_i8, <)
 #endif
 
 /* Sums of one-byte integers over `blocks` groups of 32 bytes, those equal to

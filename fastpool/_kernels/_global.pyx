@@ -30,22 +30,14 @@ cdef extern from "_fastpool.h":
                           int* nans) noexcept nogil
     void fp_lanes_min_f64(const double* p, Py_ssize_t blocks, double* lanes,
                           int* nans) noexcept nogil
-    void fp_byte_lanes_max_u8(const uint8_t* p, Py_ssize_t blocks, uint8_t* lanes) noexcept nogil
-    void fp_byte_lanes_min_u8(const uint8_t* p, Py_ssize_t blocks, uint8_t* lanes) noexcept nogil
-    void fp_byte_lanes_max_i8(const int8_t* p, Py_ssize_t blocks, int8_t* lanes) noexcept nogil
-    void fp_byte_lanes_min_i8(const int8_t* p, Py_ssize_t blocks, int8_t* lanes) noexcept nogil
-    void fp_masked_byte_lanes_max_u8(const uint8_t* p, Py_ssize_t blocks, int has_nd,
-                                     uint8_t nd, uint8_t worst, uint8_t* lanes,
-                                     long long* missing) noexcept nogil
-    void fp_masked_byte_lanes_min_u8(const uint8_t* p, Py_ssize_t blocks, int has_nd,
-                                     uint8_t nd, uint8_t worst, uint8_t* lanes,
-                                     long long* missing) noexcept nogil
-    void fp_masked_byte_lanes_max_i8(const int8_t* p, Py_ssize_t blocks, int has_nd,
-                                     int8_t nd, int8_t worst, int8_t* lanes,
-                                     long long* missing) noexcept nogil
-    void fp_masked_byte_lanes_min_i8(const int8_t* p, Py_ssize_t blocks, int has_nd,
-                                     int8_t nd, int8_t worst, int8_t* lanes,
-                                     long long* missing) noexcept nogil
+    void fp_byte_lanes_max_u8(const uint8_t* p, Py_ssize_t blocks, int has_nd, uint8_t nd,
+                              uint8_t worst, uint8_t* lanes, long long* missing) noexcept nogil
+    void fp_byte_lanes_min_u8(const uint8_t* p, Py_ssize_t blocks, int has_nd, uint8_t nd,
+                              uint8_t worst, uint8_t* lanes, long long* missing) noexcept nogil
+    void fp_byte_lanes_max_i8(const int8_t* p, Py_ssize_t blocks, int has_nd, int8_t nd,
+                              int8_t worst, int8_t* lanes, long long* missing) noexcept nogil
+    void fp_byte_lanes_min_i8(const int8_t* p, Py_ssize_t blocks, int has_nd, int8_t nd,
+                              int8_t worst, int8_t* lanes, long long* missing) noexcept nogil
     void fp_byte_sums_u8(const uint8_t* p, Py_ssize_t blocks, int has_nd, uint8_t nd,
                          long long* sum, long long* missing) noexcept nogil
     void fp_byte_sums_i8(const int8_t* p, Py_ssize_t blocks, int has_nd, int8_t nd,
@@ -297,11 +289,12 @@ cdef inline void masked_extremum_chunk(const T* q, int64_t s, Py_ssize_t k, bint
         ca[j] += ok
 
 
-cdef inline void masked_byte_extremum(const T* p, Py_ssize_t n, bint has_nd, T nd,
-                                      T* la, int* ca, int* nans, Dir tag) noexcept nogil:
-    """The lanes of :func:`block_extremum` for a run of one-byte integers where
-    the nodata bytes are missing: they take the identity's value in 64 byte
-    lanes, and are counted."""
+cdef inline void byte_extremum(const T* p, Py_ssize_t n, bint has_nd, T nd,
+                               T* la, int* ca, int* nans, Dir tag) noexcept nogil:
+    """The lanes and counts of :func:`block_extremum` for a run of one-byte
+    integers, in 64 byte lanes (eight lanes would fill an eighth of a vector);
+    with ``has_nd`` the nodata bytes take the identity's value, and are not
+    counted."""
     cdef T wide[BYTE_LANES]
     cdef Py_ssize_t j, m = n - n % BYTE_LANES
     cdef long long gone = 0
@@ -309,14 +302,14 @@ cdef inline void masked_byte_extremum(const T* p, Py_ssize_t n, bint has_nd, T n
         wide[j] = la[0]
     if T is uint8_t:
         if Dir is MaxTag:
-            fp_masked_byte_lanes_max_u8(p, m // BYTE_LANES, has_nd, nd, la[0], wide, &gone)
+            fp_byte_lanes_max_u8(p, m // BYTE_LANES, has_nd, nd, la[0], wide, &gone)
         else:
-            fp_masked_byte_lanes_min_u8(p, m // BYTE_LANES, has_nd, nd, la[0], wide, &gone)
+            fp_byte_lanes_min_u8(p, m // BYTE_LANES, has_nd, nd, la[0], wide, &gone)
     elif T is int8_t:
         if Dir is MaxTag:
-            fp_masked_byte_lanes_max_i8(p, m // BYTE_LANES, has_nd, nd, la[0], wide, &gone)
+            fp_byte_lanes_max_i8(p, m // BYTE_LANES, has_nd, nd, la[0], wide, &gone)
         else:
-            fp_masked_byte_lanes_min_i8(p, m // BYTE_LANES, has_nd, nd, la[0], wide, &gone)
+            fp_byte_lanes_min_i8(p, m // BYTE_LANES, has_nd, nd, la[0], wide, &gone)
     for j in range(BYTE_LANES):
         la[j % LANES] = larger(la[j % LANES], wide[j], tag)
     ca[0] = <int>(m - gone)
@@ -332,7 +325,6 @@ cdef void block_extremum(const T* p, Py_ssize_t n, int64_t s, bint omit, bint ha
     valid count.  A NaN wins under 'propagate'.  No valid element: NaN (or
     nodata)."""
     cdef T la[LANES]
-    cdef T wide[BYTE_LANES]
     cdef int ca[LANES]
     cdef int nans[LANES]
     cdef Py_ssize_t i, j, m = n - n % LANES
@@ -344,7 +336,14 @@ cdef void block_extremum(const T* p, Py_ssize_t n, int64_t s, bint omit, bint ha
         la[j] = worst(tag, nd)
         ca[j] = 0
         nans[j] = 0
-    if not has_nd:
+    byte_run = False
+    if T is uint8_t or T is int8_t:
+        byte_run = s == 1
+        if byte_run:
+            byte_extremum(p, n, has_nd, nd, la, ca, nans, tag)
+    if byte_run:
+        pass
+    elif not has_nd:
         # Without nodata every element counts but NaNs, which are counted: a NaN
         # never beats a lane value, so 'omit' takes the same loops.
         if s == 1 and (T is float or T is double):
@@ -358,23 +357,6 @@ cdef void block_extremum(const T* p, Py_ssize_t n, int64_t s, bint omit, bint ha
                     fp_lanes_max_f64(p, m // LANES, la, nans)
                 else:
                     fp_lanes_min_f64(p, m // LANES, la, nans)
-        elif s == 1 and (T is uint8_t or T is int8_t):
-            # One byte a lane: eight lanes would fill an eighth of a vector.
-            m = n - n % BYTE_LANES
-            for j in range(BYTE_LANES):
-                wide[j] = la[0]
-            if T is uint8_t:
-                if Dir is MaxTag:
-                    fp_byte_lanes_max_u8(p, m // BYTE_LANES, wide)
-                else:
-                    fp_byte_lanes_min_u8(p, m // BYTE_LANES, wide)
-            elif T is int8_t:
-                if Dir is MaxTag:
-                    fp_byte_lanes_max_i8(p, m // BYTE_LANES, wide)
-                else:
-                    fp_byte_lanes_min_i8(p, m // BYTE_LANES, wide)
-            for j in range(BYTE_LANES):
-                la[j % LANES] = larger(la[j % LANES], wide[j], tag)
         elif s == 1:
             for i in range(m // LANES):
                 q = p + i * LANES
@@ -394,32 +376,26 @@ cdef void block_extremum(const T* p, Py_ssize_t n, int64_t s, bint omit, bint ha
                 nans[(i - m) % LANES] += a != a
         c = n
     else:
-        byte_run = False
-        if T is uint8_t or T is int8_t:
-            byte_run = s == 1
-            if byte_run:
-                masked_byte_extremum(p, n, has_nd, nd, la, ca, nans, tag)
-        if not byte_run:
-            if s == 1 and (T is float or T is double):
-                if T is float:
-                    if Dir is MaxTag:
-                        fp_masked_lanes_max_f32(p, m // LANES, omit, has_nd, nd, la, ca, nans)
-                    else:
-                        fp_masked_lanes_min_f32(p, m // LANES, omit, has_nd, nd, la, ca, nans)
-                elif T is double:
-                    if Dir is MaxTag:
-                        fp_masked_lanes_max_f64(p, m // LANES, omit, has_nd, nd, la, ca, nans)
-                    else:
-                        fp_masked_lanes_min_f64(p, m // LANES, omit, has_nd, nd, la, ca, nans)
-            elif s == 1:
-                for i in range(m // LANES):
-                    masked_extremum_chunk(p + i * LANES, 1, LANES, omit, has_nd, nd, la, ca,
-                                          nans, tag)
-            else:
-                for i in range(m // LANES):
-                    masked_extremum_chunk(p + i * LANES * s, s, LANES, omit, has_nd, nd, la,
-                                          ca, nans, tag)
-            masked_extremum_chunk(p + m * s, s, n - m, omit, has_nd, nd, la, ca, nans, tag)
+        if s == 1 and (T is float or T is double):
+            if T is float:
+                if Dir is MaxTag:
+                    fp_masked_lanes_max_f32(p, m // LANES, omit, has_nd, nd, la, ca, nans)
+                else:
+                    fp_masked_lanes_min_f32(p, m // LANES, omit, has_nd, nd, la, ca, nans)
+            elif T is double:
+                if Dir is MaxTag:
+                    fp_masked_lanes_max_f64(p, m // LANES, omit, has_nd, nd, la, ca, nans)
+                else:
+                    fp_masked_lanes_min_f64(p, m // LANES, omit, has_nd, nd, la, ca, nans)
+        elif s == 1:
+            for i in range(m // LANES):
+                masked_extremum_chunk(p + i * LANES, 1, LANES, omit, has_nd, nd, la, ca,
+                                      nans, tag)
+        else:
+            for i in range(m // LANES):
+                masked_extremum_chunk(p + i * LANES * s, s, LANES, omit, has_nd, nd, la,
+                                      ca, nans, tag)
+        masked_extremum_chunk(p + m * s, s, n - m, omit, has_nd, nd, la, ca, nans, tag)
     a = la[0]
     for j in range(LANES):
         a = larger(a, la[j], tag)
