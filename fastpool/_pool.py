@@ -201,8 +201,9 @@ def _memory_order(x, p, windows):
 
     A Fortran-ordered array or a transpose is then read along its contiguous
     axis: in C order each window row jumps a page an element (2x2 max of a
-    4096^2 Fortran array: 66 ms, against 5.7 in memory order).  The result and
-    its layout are unchanged; the kernel writes it through the same view.
+    4096^2 Fortran float32 array: 44 ms, against 6.1 in memory order).  The
+    caller lays the result out as the input (``_Call.layout``), so the kernel
+    writes contiguous rows of it too.
     """
     order = sorted(range(len(p.axes)), key=lambda i: -abs(x.strides[p.axes[i]]))
     if order == sorted(order):
