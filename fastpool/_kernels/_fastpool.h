@@ -120,7 +120,42 @@ FP_EXTREMUM_BLOCKS(double, fp_bits64, f64)
         taps[i] = (int)s;                                                     \
         nan |= (unsigned int)(sum != sum);                                    \
     }
-#define FP_FIRST_TAPS(T, S, K, R)                                             \
+/* 3x3 windows share columns: each column's extremum over the three rows, and
+   the first row that holds it, are found once for the two windows that read
+   the column.  A window's first tap in C order is then the least r * 3 + j over
+   its columns that hold the window's extremum (a column's earlier rows hold
+   less): the same taps for 60% of the time.  NaN is told by the column sums. */
+#define FP_TAPS_COLUMN_BLOCK 64
+#define FP_TAPS_PLAIN_COLUMNS(T, K, R, BETTER)                                \
+    for (ptrdiff_t b = 0; b < n; b += FP_TAPS_COLUMN_BLOCK) {                 \
+        T cm[2 * FP_TAPS_COLUMN_BLOCK + 1];                                   \
+        int cr[2 * FP_TAPS_COLUMN_BLOCK + 1];                                 \
+        ptrdiff_t m = n - b < FP_TAPS_COLUMN_BLOCK ? n - b : FP_TAPS_COLUMN_BLOCK; \
+        const T* a0 = p[0] + 2 * b;                                           \
+        const T* a1 = p[1] + 2 * b;                                           \
+        const T* a2 = p[2] + 2 * b;                                           \
+        for (ptrdiff_t c = 0; c < 2 * m + 1; c++) {                           \
+            T v0 = a0[c], v1 = a1[c], v2 = a2[c];                             \
+            int h1 = v1 BETTER v0;                                            \
+            T e = h1 ? v1 : v0;                                               \
+            int h2 = v2 BETTER e;                                             \
+            cm[c] = h2 ? v2 : e;                                              \
+            cr[c] = h2 ? 2 * K : (h1 ? K : 0);                                \
+            T sum = (v0 + v1) + v2;                                           \
+            nan |= (unsigned int)(sum != sum);                                \
+        }                                                                     \
+        for (ptrdiff_t i = 0; i < m; i++) {                                   \
+            T e0 = cm[2 * i], e1 = cm[2 * i + 1], e2 = cm[2 * i + 2];         \
+            T w = e1 BETTER e0 ? e1 : e0;                                     \
+            w = e2 BETTER w ? e2 : w;                                         \
+            int t0 = e0 == w ? cr[2 * i] : K * R;                             \
+            int t1 = e1 == w ? cr[2 * i + 1] + 1 : K * R;                     \
+            int t2 = e2 == w ? cr[2 * i + 2] + 2 : K * R;                     \
+            int t = t0 < t1 ? t0 : t1;                                        \
+            taps[b + i] = t < t2 ? t : t2;                                    \
+        }                                                                     \
+    }
+#define FP_FIRST_TAPS(T, S, K, R, PLAIN)                                      \
 static inline void fp_first_taps_##K##x##R##_##S(                             \
         const T* const* rows, int* restrict taps, ptrdiff_t n, int is_min,    \
         int omit) {                                                           \
@@ -128,8 +163,8 @@ static inline void fp_first_taps_##K##x##R##_##S(                             \
     unsigned int nan = 0;                                                     \
     for (int r = 0; r < R; r++) p[r] = rows[r];                               \
     if (!omit) {                                                              \
-        if (is_min) { FP_TAPS_PLAIN_LOOP(T, K, R, <) }                        \
-        else { FP_TAPS_PLAIN_LOOP(T, K, R, >) }                               \
+        if (is_min) { PLAIN(T, K, R, <) }                                     \
+        else { PLAIN(T, K, R, >) }                                            \
         if (!nan) return;                                                     \
     }                                                                         \
     if (is_min && omit) { FP_TAPS_LOOP(T, K, R, FP_BMIN_OMIT, FP_NO_HIT) }    \
@@ -137,12 +172,12 @@ static inline void fp_first_taps_##K##x##R##_##S(                             \
     else if (omit) { FP_TAPS_LOOP(T, K, R, FP_BMAX_OMIT, FP_NO_HIT) }         \
     else { FP_TAPS_LOOP(T, K, R, FP_BMAX_PROP, FP_NAN_HIT) }                  \
 }
-FP_FIRST_TAPS(float, f32, 2, 2)
-FP_FIRST_TAPS(double, f64, 2, 2)
-FP_FIRST_TAPS(float, f32, 3, 3)
-FP_FIRST_TAPS(double, f64, 3, 3)
-FP_FIRST_TAPS(float, f32, 2, 4)
-FP_FIRST_TAPS(double, f64, 2, 4)
+FP_FIRST_TAPS(float, f32, 2, 2, FP_TAPS_PLAIN_LOOP)
+FP_FIRST_TAPS(double, f64, 2, 2, FP_TAPS_PLAIN_LOOP)
+FP_FIRST_TAPS(float, f32, 3, 3, FP_TAPS_PLAIN_COLUMNS)
+FP_FIRST_TAPS(double, f64, 3, 3, FP_TAPS_PLAIN_COLUMNS)
+FP_FIRST_TAPS(float, f32, 2, 4, FP_TAPS_PLAIN_LOOP)
+FP_FIRST_TAPS(double, f64, 2, 4, FP_TAPS_PLAIN_LOOP)
 
 /* q[2i] = g[i] where taps[i] == tap, q[2i + 1] = g[i] where it is tap + 1, 0
    elsewhere: a row of 2-wide blocks' gradients from their taps. */
