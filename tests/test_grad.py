@@ -1186,6 +1186,14 @@ OVERLAP_CASES = [
     ((1, 23, 8194), (4, 3), (3, 2), (2, 1), 1, True, "constant", "propagate"),
     ((1, 13, 8200), 5, 2, 2, 1, False, "nearest", "omit"),
     ((3, 9, 40), 3, 2, 1, 1, True, "mirror", "propagate"),
+    # tall maps: the accumulator rolls (rows written out as the windows pass
+    # them), across bands, past rows no window reads, or not at all ('wrap')
+    ((2, 230, 31), 3, 2, 1, 1, False, "ignore", "propagate"),
+    ((1, 260, 25), (4, 3), (3, 2), (2, 1), (2, 1), True, "constant", "omit"),
+    ((1, 250, 24), 3, 2, 1, 1, True, "reflect", "omit"),
+    ((1, 300, 17), (2, 3), (3, 1), 0, 1, False, "ignore", "propagate"),
+    ((1, 250, 300), 3, 2, 1, 1, False, "ignore", "propagate"),
+    ((2, 240, 20), 3, 1, 1, 1, False, "wrap", "propagate"),
 ]
 
 
