@@ -1297,8 +1297,9 @@ cdef int disjoint_engine(const Geom* g, const Geom* gd, const T* x, F* dx,
     cdef int32_t* LS
     cdef F* GL
     # Max, min and SoftPool over short rows (NCHW maps) ask for the rows a few
-    # output rows on (see overlap_engine): 2x2 max 0.6x the time with, at 1 and
-    # 2 threads; the means, which only write, gained nothing.
+    # output rows on (see overlap_engine): 2x2 max 0.6-0.9x the time with, at 1
+    # and 2 threads (the less where other calls had evicted the input); the
+    # means, which do not read it, gained nothing.
     cdef bint short_rows = (mode != D_LINEAR and g.sc == 1
                             and g.W <= block_len(g, sizeof(T)))
     cdef int64_t ahead = short_rows_ahead(g, sizeof(T))
