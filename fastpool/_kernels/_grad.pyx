@@ -1552,9 +1552,6 @@ cdef int overlap_engine(const Geom* g, const Geom* gd, const T* x, F* dx,
     cdef T* LM
     cdef int32_t* LS
     cdef double* GL
-    cdef F* q
-    cdef const T* xr
-    cdef double v
     cdef bint touch
     if span == NULL:
         return -1
