@@ -124,7 +124,7 @@ FP_EXTREMUM_BLOCKS(double, fp_bits64, f64)
    the first row that holds it, are found once for the two windows that read
    the column.  A window's first tap in C order is then the least r * 3 + j over
    its columns that hold the window's extremum (a column's earlier rows hold
-   less): the same taps for 60% of the time.  NaN is told by the column sums. */
+   less): the same taps in 0.60-0.66x the time.  NaN shows in the column sums. */
 #define FP_TAPS_COLUMN_BLOCK 64
 #define FP_TAPS_PLAIN_COLUMNS(T, K, R, BETTER)                                \
     for (ptrdiff_t b = 0; b < n; b += FP_TAPS_COLUMN_BLOCK) {                 \
