@@ -206,7 +206,7 @@ def _chunk_reads(window, a, b, offsets):
         interior, padding = (0, 0), 0
     local_windows = AxisWindows(n=len(slab), table=local, interior=interior,
                                 stride=window.stride, padding=padding,
-                                dilation=window.dilation)
+                                dilation=window.dilation, given=window.given)
     return _pieces(runs, offsets), slab, local_windows
 
 

@@ -78,6 +78,11 @@ class AxisWindows:
         ``start = o*stride - padding``; the other positions go through ``table``.
     stride, padding, dilation : int
         Only meaningful for the interior positions.
+    given : bool
+        The windows were given by their bounds (adaptive, fractional), not by a
+        sliding pool: each is one run of input cells, and the sum and extremum
+        kernels reduce windows outside the interior column by column (see
+        ``pack_tables``).
     """
 
     n: int
@@ -86,6 +91,7 @@ class AxisWindows:
     stride: int = 1
     padding: int = 0
     dilation: int = 1
+    given: bool = False
 
     @property
     def out_len(self):
@@ -190,8 +196,10 @@ def sliding_geometry(shape, params):
 def pack_tables(windows):
     """Concatenate the per-axis tables into one flat array for the kernels.
 
-    Returns ``(tables, offsets, widths, out_lens, interior)`` as ``int64`` arrays; interior is ``(lo, hi, stride, padding, dilation)`` of the
-    last axis and the stride of the axis before it.
+    Returns ``(tables, offsets, widths, out_lens, interior)`` as ``int64`` arrays;
+    interior is ``(lo, hi, stride, padding, dilation)`` of the last axis, the
+    stride of the axis before it, and whether the last axis' windows are given
+    (``AxisWindows.given``).
     """
     tables = np.concatenate([w.table.ravel() for w in windows])
     sizes = [w.table.size for w in windows]
@@ -203,7 +211,8 @@ def pack_tables(windows):
     # second-to-last pooled axis (for prefetching); 0 for 1-D pooling.
     row_step = windows[-2].stride if len(windows) > 1 else 0
     interior = np.array([last.interior[0], last.interior[1], last.stride,
-                         last.padding, last.dilation, row_step], dtype=np.int64)
+                         last.padding, last.dilation, row_step, int(last.given)],
+                        dtype=np.int64)
     packed = (np.ascontiguousarray(tables, dtype=np.int64), offsets, widths, out_lens,
               interior)
     for a in packed:
@@ -230,8 +239,9 @@ def given_windows(n, starts, stops):
                and (len(steps) == 0 or (steps[0] > 0 and (steps == steps[0]).all())))
     if regular:
         stride = int(steps[0]) if len(steps) else width
-        return AxisWindows(n=n, table=table, interior=(0, len(starts)), stride=stride)
-    return AxisWindows(n=n, table=table, interior=(0, 0))
+        return AxisWindows(n=n, table=table, interior=(0, len(starts)), stride=stride,
+                           given=True)
+    return AxisWindows(n=n, table=table, interior=(0, 0), given=True)
 
 
 @functools.lru_cache(maxsize=1024)

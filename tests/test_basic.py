@@ -384,6 +384,7 @@ def test_layouts_identical(layout, dtype):
     for method in METHODS:
         for kw in (dict(size=3, stride=2, padding=1, mode="mirror", axes=(1, 2)),
                    dict(size=(2, 3), dilation=(2, 1), axes=(-1, 0), ceil_mode=True),
+                   dict(size=(5, 4), stride=(2, 3), axes=(1, 2)),  # column first
                    dict(size=2)):
             x_use, xin_use = x, xin
             expected = pool(method, x_use, **kw)

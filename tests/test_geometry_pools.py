@@ -756,31 +756,22 @@ def test_adaptive_bitwise_identical_for_every_workers(method, params, output_siz
         assert bitwise_equal(got, base), w
 
 
-@pytest.mark.parametrize("return_indices", [False, True])
-@pytest.mark.parametrize("keepdims", [False, True])
-@pytest.mark.parametrize("axes", [None, (1,), (0, 2)])
-def test_output_array_is_returned(return_indices, keepdims, axes):
-    """``output`` an array: the function fills it and returns it (the values, with
-    return_indices), as the sliding functions do."""
-    x = np.arange(60, dtype=np.int16).reshape(3, 4, 5)[:, ::-1]
-    pooled = sorted(normalize_axes(3, axes))
-    kshape = tuple(1 if a in pooled else n for a, n in enumerate(x.shape))
-    shape = kshape if keepdims else tuple(n for a, n in enumerate(x.shape) if a not in pooled)
-    expected = np.max(x, axis=tuple(pooled), keepdims=keepdims).astype(np.float64)
-    for call in (lambda o: fastpool.global_max_pool(x, axes=axes, keepdims=keepdims,
-                                                    return_indices=return_indices, output=o),
-                 lambda o: fastpool.global_pool(x, "max", axes=axes, keepdims=keepdims,
-                                                return_indices=return_indices, output=o)):
-        out = np.full(shape, -1.0)
-        res = call(out)
-        values = res[0] if return_indices else res
-        assert values is out
-        np.testing.assert_array_equal(out, expected)
-    out = np.full(kshape, -1.0)
-    res = fastpool.adaptive_max_pool(x, 1, axes=axes, return_indices=return_indices,
-                                     output=out)
-    assert (res[0] if return_indices else res) is out
-    np.testing.assert_array_equal(out, np.max(x, axis=tuple(pooled), keepdims=True))
+
+def test_given_windows_are_summed_column_first():
+    """Non-divisible windows sum each column down the window rows, then the
+    columns (docs/semantics.md, adaptive pooling).  Here that order is exact
+    (2 / 4); the samples one by one in C order would lose the 1 of row 0 to 1e16."""
+    x = np.array([[1e16, 1.0, 0.0, 0.0, 0.0],
+                  [-1e16, 1.0, 0.0, 0.0, 0.0],
+                  [0.0, 0.0, 0.0, 0.0, 0.0]])
+    # 5 -> 3 along the rows: windows [0, 2), [1, 4), [3, 5), not the sliding ones
+    for layout in (x, np.asfortranarray(x), np.ascontiguousarray(x[:, ::-1])[:, ::-1]):
+        assert fastpool.adaptive_avg_pool(layout, (2, 3))[0, 0] == 0.5, layout.strides
+        assert fastpool.adaptive_pool(layout, (2, 3), "sum")[0, 0] == 2.0
+    # a strided last axis (every other column of a wider array)
+    wide = np.zeros((3, 10))
+    wide[:, ::2] = x
+    assert fastpool.adaptive_avg_pool(wide[:, ::2], (2, 3))[0, 0] == 0.5
 
 
 BIG_N = 3_000_000

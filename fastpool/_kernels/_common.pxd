@@ -447,6 +447,16 @@ cdef inline Py_ssize_t block_len(const Geom* g, Py_ssize_t itemsize) noexcept no
     return max(16, 1024 // max(1, per_output))
 
 
+cdef inline bint columns_first(const Geom* g) noexcept nogil:
+    """Whether the sum and extremum kernels reduce a pass of interior window rows
+    column first (the columns' sums or extrema, then each window's columns):
+    windows of contiguous samples that touch or overlap, other than the 2x2,
+    3x3 (stride 2) and 3x3 (stride 3) windows their literal loops spell out.
+    Decided by the geometry alone, so the bits do not depend on the layout."""
+    return (g.dil == 1 and g.s <= g.k
+            and not ((g.s == 2 and g.k <= 3) or (g.s == 3 and g.k == 3)))
+
+
 cdef inline bint plain_row_pairs(const Geom* g) noexcept nogil:
     """Whether output row ``o`` of 2-D pooling reads input rows ``2o`` and
     ``2o + 1`` and no others (no padding, copies or cval rows)."""

@@ -13,7 +13,7 @@ from libc.stdint cimport int32_t, int64_t
 
 cimport numpy as cnp
 
-from ._common cimport (EXCLUDED, aligned_alloc, Dir, FoldTag, Geom, InitTag, MaxTag, MinTag, NanTag,
+from ._common cimport (EXCLUDED, aligned_alloc, columns_first, Dir, FoldTag, Geom, InitTag, MaxTag, MinTag, NanTag,
                        first_taps_stride2,
                        OmitTag, PassTag, PropTag, RowScratch, T, block_len, collect_rows,
                        prefetch_block, prefetch_rows, short_rows_ahead,
@@ -126,9 +126,42 @@ cdef void fold2_many(const T* q0, const T* q1, Py_ssize_t n, int64_t jump, Py_ss
                                          policy, tag), policy, tag)
 
 
+cdef void fold_columns(const T* q0, const T* q1, const T* q2, const T* q3,
+                       Py_ssize_t ncol, int64_t sc, T* col, NanTag policy,
+                       Dir tag) noexcept nogil:
+    """``col[c]``: the extremum of column ``c`` (``sc`` apart) of four rows."""
+    cdef Py_ssize_t c
+    if sc == 1:
+        for c in range(ncol):
+            col[c] = pick_ct(pick_ct(q0[c], q1[c], policy, tag),
+                             pick_ct(q2[c], q3[c], policy, tag), policy, tag)
+    else:
+        for c in range(ncol):
+            col[c] = pick_ct(pick_ct(q0[c * sc], q1[c * sc], policy, tag),
+                             pick_ct(q2[c * sc], q3[c * sc], policy, tag), policy, tag)
+
+
+cdef inline void fold_windows(const T* col, Py_ssize_t n, int64_t s, Py_ssize_t k,
+                              T* a, PassTag first, NanTag policy,
+                              Dir tag) noexcept nogil:
+    """Fold the column extrema of ``n`` windows of ``k`` columns ``s`` apart into
+    ``a``: the windows of contiguous samples that no literal loop above takes
+    (16x16 windows ran 4x slower folding each row's taps across the windows)."""
+    cdef Py_ssize_t i, j
+    cdef T m
+    for i in range(n):
+        m = col[i * s]
+        for j in range(1, k):
+            m = pick_ct(m, col[i * s + j], policy, tag)
+        if PassTag is InitTag:
+            a[i] = m
+        else:
+            a[i] = pick_ct(a[i], m, policy, tag)
+
+
 cdef void rows_direct_as(const Geom* g, const T* r0, const T* r1, T* acc,
-                         Py_ssize_t c0, Py_ssize_t c1, PassTag first, NanTag policy,
-                         Dir tag) noexcept nogil:
+                         Py_ssize_t c0, Py_ssize_t c1, T* col, PassTag first,
+                         NanTag policy, Dir tag) noexcept nogil:
     # Every flag is a compile-time tag, so each loop compiles branch-free and
     # vectorises; two rows per pass halve the passes over the accumulators.
     cdef Py_ssize_t i, n = c1 - c0
@@ -167,6 +200,9 @@ cdef void rows_direct_as(const Geom* g, const T* r0, const T* r1, T* acc,
                 a[i] = m
             else:
                 a[i] = pick_ct(a[i], m, policy, tag)
+    elif columns_first(g) and n > 0:
+        fold_columns(q0, q1, q1, q1, (n - 1) * g.s + g.k, g.sc, col, policy, tag)
+        fold_windows(col, n, g.s, g.k, a, first, policy, tag)
     else:
         i0 = 0
         while i0 < n:
@@ -182,7 +218,7 @@ cdef void rows_direct_as(const Geom* g, const T* r0, const T* r1, T* acc,
 
 
 cdef void rows4_direct_as(const Geom* g, const T* r0, const T* r1, const T* r2,
-                          const T* r3, T* acc, Py_ssize_t c0, Py_ssize_t c1,
+                          const T* r3, T* acc, Py_ssize_t c0, Py_ssize_t c1, T* col,
                           PassTag first, NanTag policy, Dir tag) noexcept nogil:
     # Four rows per pass (3x3 and 2x2x2 windows): one sweep over the output row.
     cdef Py_ssize_t i, n = c1 - c0
@@ -223,6 +259,9 @@ cdef void rows4_direct_as(const Geom* g, const T* r0, const T* r1, const T* r2,
                 a[i] = m
             else:
                 a[i] = pick_ct(a[i], m, policy, tag)
+    elif columns_first(g) and n > 0:
+        fold_columns(q0, q1, q2, q3, (n - 1) * g.s + g.k, g.sc, col, policy, tag)
+        fold_windows(col, n, g.s, g.k, a, first, policy, tag)
     else:
         i0 = 0
         while i0 < n:
@@ -241,7 +280,7 @@ cdef void rows4_direct_as(const Geom* g, const T* r0, const T* r1, const T* r2,
 
 
 cdef void rows_direct(const Geom* g, const T* xb, const int64_t* roff, Py_ssize_t nr,
-                      T* acc, Py_ssize_t c0, Py_ssize_t c1, bint init, bint omit,
+                      T* acc, Py_ssize_t c0, Py_ssize_t c1, T* col, bint init, bint omit,
                       Dir tag) noexcept nogil:
     """Fold ``nr`` (1 to 4) data rows at ``xb + roff[:nr]`` into the interior
     outputs ``[c0, c1)``, no tables: two- or four-row loops, chosen by compile-time
@@ -258,22 +297,73 @@ cdef void rows_direct(const Geom* g, const T* xb, const int64_t* roff, Py_ssize_
     if nr <= 2:
         if omit:
             if init:
-                rows_direct_as(g, r0, r1, acc, c0, c1, first, omitted, tag)
+                rows_direct_as(g, r0, r1, acc, c0, c1, col, first, omitted, tag)
             else:
-                rows_direct_as(g, r0, r1, acc, c0, c1, later, omitted, tag)
+                rows_direct_as(g, r0, r1, acc, c0, c1, col, later, omitted, tag)
         elif init:
-            rows_direct_as(g, r0, r1, acc, c0, c1, first, prop, tag)
+            rows_direct_as(g, r0, r1, acc, c0, c1, col, first, prop, tag)
         else:
-            rows_direct_as(g, r0, r1, acc, c0, c1, later, prop, tag)
+            rows_direct_as(g, r0, r1, acc, c0, c1, col, later, prop, tag)
     elif omit:
         if init:
-            rows4_direct_as(g, r0, r1, r2, r3, acc, c0, c1, first, omitted, tag)
+            rows4_direct_as(g, r0, r1, r2, r3, acc, c0, c1, col, first, omitted, tag)
         else:
-            rows4_direct_as(g, r0, r1, r2, r3, acc, c0, c1, later, omitted, tag)
+            rows4_direct_as(g, r0, r1, r2, r3, acc, c0, c1, col, later, omitted, tag)
     elif init:
-        rows4_direct_as(g, r0, r1, r2, r3, acc, c0, c1, first, prop, tag)
+        rows4_direct_as(g, r0, r1, r2, r3, acc, c0, c1, col, first, prop, tag)
     else:
-        rows4_direct_as(g, r0, r1, r2, r3, acc, c0, c1, later, prop, tag)
+        rows4_direct_as(g, r0, r1, r2, r3, acc, c0, c1, col, later, prop, tag)
+
+
+cdef void extrema_by_columns_as(const Geom* g, const T* xb, const int64_t* roff,
+                                Py_ssize_t nrows, T* col, T* acc, NanTag policy,
+                                Dir tag) noexcept nogil:
+    cdef Py_ssize_t n = g.in_len[g.d], c, r, w, j
+    cdef int64_t sc = g.sc, e
+    cdef const int64_t* tab = g.tables + g.tab_off[g.d - 1]
+    cdef const T* p0 = xb + roff[0]
+    cdef const T* p1
+    cdef T m
+    if sc == 1:
+        for c in range(n):
+            col[c] = p0[c]
+    else:
+        for c in range(n):
+            col[c] = p0[c * sc]
+    for r in range(1, nrows, 2):
+        p0 = xb + roff[r]
+        p1 = xb + roff[r + 1 if r + 1 < nrows else r]
+        if sc == 1:
+            for c in range(n):
+                col[c] = pick_ct(col[c], pick_ct(p0[c], p1[c], policy, tag), policy, tag)
+        else:
+            for c in range(n):
+                col[c] = pick_ct(col[c], pick_ct(p0[c * sc], p1[c * sc], policy, tag),
+                                 policy, tag)
+    for w in range(g.W):
+        m = col[tab[w * g.k]]
+        for j in range(1, g.k):
+            e = tab[w * g.k + j]
+            if e != EXCLUDED:
+                m = pick_ct(m, col[e], policy, tag)
+        acc[w] = m
+
+
+cdef void extrema_by_columns(const Geom* g, const T* xb, const int64_t* roff,
+                             Py_ssize_t nrows, T* col, T* acc, bint omit,
+                             Dir tag) noexcept nogil:
+    """The extrema of one output row of given windows (adaptive, fractional; no
+    interior, cval, nodata or indices), column first: each input column folded
+    down the window rows, two rows a pass, then each window's columns.  The rows
+    stream through vector lanes, where the tables took a compare per sample
+    (1.9x PyTorch's time on non-divisible adaptive windows).  Which of tied
+    ``-0.0`` and ``0.0`` is kept follows this order, as in the direct loops."""
+    cdef PropTag prop
+    cdef OmitTag omitted
+    if omit:
+        extrema_by_columns_as(g, xb, roff, nrows, col, acc, omitted, tag)
+    else:
+        extrema_by_columns_as(g, xb, roff, nrows, col, acc, prop, tag)
 
 
 cdef bint indexed_interior(const Geom* g, const T* xb, const int64_t* roff,
@@ -316,9 +406,10 @@ cdef bint indexed_interior(const Geom* g, const T* xb, const int64_t* roff,
 
 
 cdef int engine(const Geom* g, const T* x, T* out, int64_t* iout, bint want_idx,
-                bint omit, bint has_nd, T nd, T cval, int nthreads,
+                bint omit, bint has_nd, T nd, T cval, bint given_last, int nthreads,
                 Dir tag) noexcept nogil:
-    """Pool every output row; returns -1 when the scratch memory is not there."""
+    """Pool every output row; returns -1 when the scratch memory is not there.
+    ``given_last``: the last axis' windows are given (``AxisWindows.given``)."""
     cdef Py_ssize_t total = g.nbatch * g.nrows_out, t, b, orow, r, w, nrows
     cdef Py_ssize_t W = g.W
     cdef Py_ssize_t chunk = max(1, total // (8 * nthreads))
@@ -336,7 +427,17 @@ cdef int engine(const Geom* g, const T* x, T* out, int64_t* iout, bint want_idx,
     cdef RowScratch sc
     cdef Py_ssize_t c0, c1, blk = block_len(g, sizeof(T))
     cdef int64_t ahead = short_rows_ahead(g, sizeof(T))
-    cdef Py_ssize_t per_thread = scratch_size(g, sizeof(T))
+    # Given windows without an interior (adaptive, fractional) fold column first,
+    # in a row of column extrema per thread after its row scratch.
+    # Interior passes of contiguous windows use it too (rows_direct), for a block
+    # or a short row.
+    cdef bint by_columns = given_last and g.lo == g.hi and not (want_idx or has_nd)
+    cdef Py_ssize_t col_len = max(g.in_len[g.d] if by_columns else 0,
+                                  (max(blk, W) - 1) * g.s + g.k
+                                  if columns_first(g) else 0)
+    cdef Py_ssize_t col_bytes = (col_len * sizeof(T) + 63) & ~(<Py_ssize_t>63)
+    cdef Py_ssize_t per_thread = scratch_size(g, sizeof(T)) + col_bytes
+    cdef T* cols
     cdef Py_ssize_t geom_size = (sizeof(Geom) + 63) & ~(<Py_ssize_t>63)
     cdef char* scratch = <char*>aligned_alloc(64, (per_thread + geom_size) * nthreads)
     cdef Geom* own
@@ -353,6 +454,7 @@ cdef int engine(const Geom* g, const T* x, T* out, int64_t* iout, bint want_idx,
         roff = sc.roff
         rflat = sc.rflat
         rcv = sc.rcv
+        cols = <T*>(scratch + (threadid() + 1) * per_thread - col_bytes)
         # Dynamic chunks: each output row is written by exactly one iteration, so
         # the result does not depend on which thread ran it, and a core busy with
         # another process does not hold the whole call back.
@@ -377,6 +479,12 @@ cdef int engine(const Geom* g, const T* x, T* out, int64_t* iout, bint want_idx,
             direct = not (want_idx or has_nd or any_cval)
             # A contiguous output row is its own accumulator.
             acc = op if (direct and os == 1) else buf
+            if direct and by_columns and nrows > 0:
+                extrema_by_columns(gp, xb, roff, nrows, cols, acc, omit, tag)
+                if acc != op:
+                    for w in range(W):
+                        op[w * os] = acc[w]
+                continue
             # Rows of interior windows only (NCHW maps) skip the edge bookkeeping:
             # for 112-wide maps it took a tenth of the time.
             edges = gp.lo > 0 or gp.hi < W
@@ -396,14 +504,14 @@ cdef int engine(const Geom* g, const T* x, T* out, int64_t* iout, bint want_idx,
                     prefetch_rows(gp, xb, roff, nrows, ahead)
                     for r in range(0, nrows, 4):
                         rows_direct(gp, xb, roff + r, min(4, nrows - r), acc, 0, W,
-                                    r == 0, omit, tag)
+                                    cols, r == 0, omit, tag)
                 c0 = gp.lo if edges or W > blk else gp.hi
                 while c0 < gp.hi:
                     c1 = min(c0 + blk, gp.hi)
                     prefetch_block(gp, xb, roff, nrows, c1, min(c1 + blk, gp.hi))
                     for r in range(0, nrows, 4):
                         rows_direct(gp, xb, roff + r, min(4, nrows - r), acc, c0, c1,
-                                    r == 0, omit, tag)
+                                    cols, r == 0, omit, tag)
                     c0 = c1
             elif (want_idx and not has_nd and not any_cval
                   and indexed_interior(gp, xb, roff, rflat, nrows, acc, idx, omit, tag)):
@@ -456,6 +564,7 @@ def extremum(const T[:] dtype_tag, bint is_min, cnp.ndarray x, cnp.ndarray out,
     cdef T cv = cval
     cdef bint has_nd = nodata is not None
     cdef bint want_idx = idx is not None
+    cdef bint given_last = interior.shape[0] > 6 and interior[6] != 0
     cdef const T* xp = <const T*>cnp.PyArray_DATA(x)
     cdef T* op = <T*>cnp.PyArray_DATA(out)
     cdef int64_t* ip = <int64_t*>cnp.PyArray_DATA(idx) if want_idx else NULL
@@ -464,8 +573,8 @@ def extremum(const T[:] dtype_tag, bint is_min, cnp.ndarray x, cnp.ndarray out,
     cdef int rc
     with nogil:
         if is_min:
-            rc = engine(&g, xp, op, ip, want_idx, omit, has_nd, nd, cv, nthreads, mn)
+            rc = engine(&g, xp, op, ip, want_idx, omit, has_nd, nd, cv, given_last, nthreads, mn)
         else:
-            rc = engine(&g, xp, op, ip, want_idx, omit, has_nd, nd, cv, nthreads, mx)
+            rc = engine(&g, xp, op, ip, want_idx, omit, has_nd, nd, cv, given_last, nthreads, mx)
     if rc:
         raise MemoryError("fastpool: no memory for the per-thread row buffers")

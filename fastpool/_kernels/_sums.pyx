@@ -13,7 +13,7 @@ from libc.math cimport NAN
 
 cimport numpy as cnp
 
-from ._common cimport (EXCLUDED, aligned_alloc, Acc, Geom, RowScratch, T, block_len,
+from ._common cimport (EXCLUDED, aligned_alloc, columns_first, Acc, Geom, RowScratch, T, block_len,
                        collect_rows, div_round_even, fp_prefetch, plain_row_pairs,
                        prefetch_block, prefetch_rows, fp_i128, make_geom,
                        round_half_even, saturate, scratch_at, scratch_size,
@@ -109,14 +109,22 @@ cdef inline Acc sumk(const T* q, Py_ssize_t k, int64_t step, Acc* kind) noexcept
 
 
 cdef void rows_direct(const Geom* g, const T* r0, const T* r1, const T* r2, const T* r3,
-                      int nr, Acc* acc, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
+                      int nr, Acc* acc, Py_ssize_t c0, Py_ssize_t c1,
+                      Acc* col) noexcept nogil:
     """Add ``nr`` (1 to 4) data rows into the interior outputs ``[c0, c1)``.
 
     Several rows per pass halve or quarter the sweeps over the accumulators; the
-    literal strides of the common windows let the loops vectorise.
+    literal strides of the common windows let the loops vectorise.  Other
+    windows of contiguous samples add the pass's rows column by column first,
+    into ``col`` (``(c1 - c0 - 1) * stride + k`` entries), then each window's
+    columns: the rows stream through vector lanes, where a serial sum per
+    window row ran at PyTorch's speed on 16x16 windows at best.
     """
-    cdef Py_ssize_t i, n = c1 - c0
+    cdef Py_ssize_t i, j, c, n = c1 - c0
     cdef int64_t step = g.dil * g.sc, jump = g.s * g.sc, off = (c0 * g.s - g.p) * g.sc
+    cdef int64_t sc = g.sc
+    cdef Py_ssize_t ncol = (n - 1) * g.s + g.k
+    cdef Acc t
     cdef const T* q0 = r0 + off
     cdef const T* q1 = r1 + off
     cdef const T* q2 = r2 + off
@@ -148,6 +156,34 @@ cdef void rows_direct(const Geom* g, const T* r0, const T* r1, const T* r2, cons
         else:
             for i in range(n):
                 a[i] += sum3(q0, i, a)
+    elif columns_first(g) and n > 0:
+        # Column sums associated as the rows above, whatever the memory layout.
+        if nr == 4:
+            if sc == 1:
+                for c in range(ncol):
+                    col[c] = (<Acc>q0[c] + <Acc>q1[c]) + (<Acc>q2[c] + <Acc>q3[c])
+            else:
+                for c in range(ncol):
+                    col[c] = ((<Acc>q0[c * sc] + <Acc>q1[c * sc])
+                              + (<Acc>q2[c * sc] + <Acc>q3[c * sc]))
+        elif nr == 3:
+            for c in range(ncol):
+                col[c] = (<Acc>q0[c * sc] + <Acc>q1[c * sc]) + <Acc>q2[c * sc]
+        elif nr == 2:
+            if sc == 1:
+                for c in range(ncol):
+                    col[c] = <Acc>q0[c] + <Acc>q1[c]
+            else:
+                for c in range(ncol):
+                    col[c] = <Acc>q0[c * sc] + <Acc>q1[c * sc]
+        else:
+            for c in range(ncol):
+                col[c] = <Acc>q0[c * sc]
+        for i in range(n):
+            t = col[i * g.s]
+            for j in range(1, g.k):
+                t += col[i * g.s + j]
+            a[i] += t
     else:
         # Associated exactly as the loops above, so float sums do not depend on
         # the memory layout.
@@ -373,10 +409,67 @@ cdef void store_row(const Geom* g, char* op, int64_t os, int code, const Acc* ac
                   divisor, average, fp_round, has_nd, nd)
 
 
+cdef void sums_by_columns(const Geom* g, const T* xb, const int64_t* roff,
+                          Py_ssize_t nrows, Acc* col, Acc* acc) noexcept nogil:
+    """The window sums of one output row of given windows (adaptive, fractional;
+    no interior, no cval), column first: each input column summed down the
+    window rows, four rows at a time as :func:`rows_direct` adds them, then each
+    window's columns in order.  The rows stream through vector lanes; through
+    the tables, a sum took one serial add per sample (2x PyTorch's time on
+    non-divisible adaptive windows)."""
+    cdef Py_ssize_t n = g.in_len[g.d], c, r, w, j
+    cdef int64_t sc = g.sc, e
+    cdef const int64_t* tab = g.tables + g.tab_off[g.d - 1]
+    cdef const T* p0
+    cdef const T* p1
+    cdef const T* p2
+    cdef const T* p3
+    cdef Acc s
+    for c in range(n):
+        col[c] = 0
+    for r in range(0, nrows - 3, 4):
+        p0 = xb + roff[r]
+        p1 = xb + roff[r + 1]
+        p2 = xb + roff[r + 2]
+        p3 = xb + roff[r + 3]
+        if sc == 1:
+            for c in range(n):
+                col[c] += (<Acc>p0[c] + <Acc>p1[c]) + (<Acc>p2[c] + <Acc>p3[c])
+        else:
+            for c in range(n):
+                col[c] += ((<Acc>p0[c * sc] + <Acc>p1[c * sc])
+                           + (<Acc>p2[c * sc] + <Acc>p3[c * sc]))
+    r = nrows - nrows % 4
+    if nrows - r == 3:
+        p0 = xb + roff[r]
+        p1 = xb + roff[r + 1]
+        p2 = xb + roff[r + 2]
+        for c in range(n):
+            col[c] += (<Acc>p0[c * sc] + <Acc>p1[c * sc]) + <Acc>p2[c * sc]
+    elif nrows - r == 2:
+        p0 = xb + roff[r]
+        p1 = xb + roff[r + 1]
+        for c in range(n):
+            col[c] += <Acc>p0[c * sc] + <Acc>p1[c * sc]
+    elif nrows - r == 1:
+        p0 = xb + roff[r]
+        for c in range(n):
+            col[c] += <Acc>p0[c * sc]
+    for w in range(g.W):
+        s = 0
+        for j in range(g.k):
+            e = tab[w * g.k + j]
+            if e != EXCLUDED:
+                s += col[e]
+        acc[w] = s
+
+
 cdef int engine(const Geom* g, const T* x, char* out, int code, bint average,
                 int64_t divisor, const int64_t* colcount, bint omit, bint has_nd, T nd,
-                T cval, bint fp_round, int nthreads, Acc* kind) noexcept nogil:
-    """Pool every output row; returns -1 when the scratch memory is not there."""
+                T cval, bint fp_round, bint given_last, int nthreads,
+                Acc* kind) noexcept nogil:
+    """Pool every output row; returns -1 when the scratch memory is not there.
+    ``given_last``: the last axis' windows are given (``AxisWindows.given``)."""
     cdef Py_ssize_t total = g.nbatch * g.nrows_out, t, b, orow, r, w, nrows
     cdef Py_ssize_t W = g.W
     cdef Py_ssize_t chunk = max(1, total // (8 * nthreads))
@@ -396,7 +489,16 @@ cdef int engine(const Geom* g, const T* x, char* out, int code, bint average,
     cdef Py_ssize_t nb, ndata, c0, c1, blk = block_len(g, sizeof(T))
     cdef bint done, fused, fused_sums, pre_clear
     cdef RowScratch sc
-    cdef Py_ssize_t per_thread = scratch_size(g, sizeof(Acc))
+    # Given windows without an interior (adaptive, fractional) are summed column
+    # first, in a row of column sums per thread after its row scratch.
+    # Interior passes of contiguous windows use it too (rows_direct), for a block.
+    cdef bint by_columns = given_last and g.lo == g.hi and not dynamic
+    cdef Py_ssize_t col_len = max(g.in_len[g.d] if by_columns else 0,
+                                  (blk - 1) * g.s + g.k
+                                  if columns_first(g) else 0)
+    cdef Py_ssize_t col_bytes = (col_len * sizeof(Acc) + 63) & ~(<Py_ssize_t>63)
+    cdef Py_ssize_t per_thread = scratch_size(g, sizeof(Acc)) + col_bytes
+    cdef Acc* cols
     # The fused one-pass loops' conditions (below) that hold for every row, where a
     # row is one block with no edge windows.
     cdef bint short_plain = (W <= blk and g.lo == 0 and g.hi == W and not dynamic
@@ -424,6 +526,7 @@ cdef int engine(const Geom* g, const T* x, char* out, int code, bint average,
         rflat = sc.rflat
         rcv = sc.rcv
         batch = <const T**>sc.rows
+        cols = <Acc*>(scratch + (threadid() + 1) * per_thread - col_bytes)
         # Dynamic chunks: each output row is written by exactly one iteration, so
         # the result does not depend on which thread ran it, and a core busy with
         # another process does not hold the whole call back.
@@ -444,6 +547,11 @@ cdef int engine(const Geom* g, const T* x, char* out, int code, bint average,
             nrows = collect_rows(g, orow, roff, rflat, rcv, &oo, &io)
             xb = x + b * g.in_stride[0]
             op = out + (b * g.out_stride[0] + oo) * itemsize
+            if by_columns:
+                sums_by_columns(g, xb, roff, nrows, cols, acc)
+                store_row(g, op, g.out_stride[g.d], code, acc, cnt, False, nrows,
+                          colcount, divisor, average, fp_round, has_nd, nd, False)
+                continue
             # Short rows of one block (NCHW feature maps) with every window whole:
             # straight to the one-pass loop, since the bookkeeping below costs
             # as much as the row's arithmetic there.
@@ -529,7 +637,7 @@ cdef int engine(const Geom* g, const T* x, char* out, int code, bint average,
                             acc[w] = 0
                     if not done:
                         rows_direct(g, batch[0], batch[1], batch[2], batch[3], nb, acc,
-                                    c0, c1)
+                                    c0, c1, cols)
                 c0 = c1
             store_row(g, op, g.out_stride[g.d], code, acc, cnt, dynamic, nrows,
                       colcount, divisor, average, fp_round, has_nd, nd, done)
@@ -560,23 +668,24 @@ def sums(const T[:] dtype_tag, cnp.ndarray x, cnp.ndarray out, int code, bint av
     cdef bint fp_round = (T is not float and T is not double and T is not int64_t
                           and T is not uint64_t and g.max_rows * g.k < (1 << 18))
     cdef bint narrow = sizeof(T) <= 2
+    cdef bint given_last = interior.shape[0] > 6 and interior[6] != 0
     cdef int rc
     with nogil:
         if T is float or T is double:
             rc = engine(&g, xp, op, code, average, divisor, cc, omit, has_nd, nd, cv,
-                        fp_round, nthreads, <double*>NULL)
+                        fp_round, given_last, nthreads, <double*>NULL)
         elif T is int64_t or T is uint64_t:
             rc = engine(&g, xp, op, code, average, divisor, cc, omit, has_nd, nd, cv,
-                        fp_round, nthreads, <fp_i128*>NULL)
+                        fp_round, given_last, nthreads, <fp_i128*>NULL)
         elif T is uint8_t and g.max_rows * g.k <= 256:
             rc = engine(&g, xp, op, code, average, divisor, cc, omit, has_nd, nd, cv,
-                        fp_round, nthreads, <uint16_t*>NULL)
+                        fp_round, given_last, nthreads, <uint16_t*>NULL)
         elif narrow and g.max_rows * g.k <= (1 << 15):
             rc = engine(&g, xp, op, code, average, divisor, cc, omit, has_nd, nd, cv,
-                        fp_round, nthreads, <int32_t*>NULL)
+                        fp_round, given_last, nthreads, <int32_t*>NULL)
         else:
             rc = engine(&g, xp, op, code, average, divisor, cc, omit, has_nd, nd, cv,
-                        fp_round, nthreads, <int64_t*>NULL)
+                        fp_round, given_last, nthreads, <int64_t*>NULL)
     if rc:
         raise MemoryError("fastpool: no memory for the per-thread row buffers")
 
