@@ -117,8 +117,8 @@ cdef void rows_direct(const Geom* g, const T* r0, const T* r1, const T* r2, cons
     literal strides of the common windows let the loops vectorise.  Other
     windows of contiguous samples add the pass's rows column by column first,
     into ``col`` (``(c1 - c0 - 1) * stride + k`` entries), then each window's
-    columns: the rows stream through vector lanes, where a serial sum per
-    window row ran at PyTorch's speed on 16x16 windows at best.
+    columns: the rows stream through vector lanes instead of one serial sum per
+    window row.
     """
     cdef Py_ssize_t i, j, c, n = c1 - c0
     cdef int64_t step = g.dil * g.sc, jump = g.s * g.sc, off = (c0 * g.s - g.p) * g.sc
