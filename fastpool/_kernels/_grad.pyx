@@ -1362,6 +1362,28 @@ cdef inline void round_row(F* q, const double* a, Py_ssize_t n, bint stream) noe
         fp_round_row_f64(q, a, n, stream)
 
 
+cdef inline void linear_taps3_s2(double* q, const double* GL, Py_ssize_t n) noexcept nogil:
+    """The linear gradient's adds for one accumulator row of 3-wide windows at
+    stride 2 (``q``: cell 0 of window 0; window i covers ``q[2i]``, ``q[2i + 1]``,
+    ``q[2i + 2]``): the three tap passes ``q[2i + j] += GL[i]`` (j = 0, 1, 2, in
+    that order) fused into one sweep over cell pairs.  Each cell receives its
+    terms in the order of the passes (at an even cell j = 0 before j = 2; the
+    boundary cells ``q[0]`` and ``q[2n]`` one term each), so the sums are bitwise
+    those of the passes, but the sweep vectorises where the passes' strided
+    read-modify-writes did not."""
+    cdef Py_ssize_t i
+    cdef double a
+    if n <= 0:
+        return
+    q[0] += GL[0]
+    q[1] += GL[0]
+    for i in range(1, n):
+        a = q[2 * i] + GL[i]
+        q[2 * i] = a + GL[i - 1]
+        q[2 * i + 1] += GL[i]
+    q[2 * n] += GL[n - 1]
+
+
 cdef void overlap_row(const Geom* g, const T* xb, const char* gb, bint g32, double divide,
                       double rcount, const double* ccount,
                       const int64_t* roff, const int64_t* rflat, const char* rcv,
@@ -1402,6 +1424,12 @@ cdef void overlap_row(const Geom* g, const T* xb, const char* gb, bint g32, doub
             for i in range(nl):
                 GL[i] = GL[i] / (rcount * ccount[w + i])
         if linear:
+            if g.k == 3 and st == 2 and g.dil == 1:
+                for r in range(nrows):
+                    if tap_in[r * 3]:   # a row's three taps are in or out together
+                        linear_taps3_s2(acc + tap_off[r * 3] + w * 2, GL, nl)
+                w = w + nl
+                continue
             for tap in range(nrows * g.k):
                 if tap_in[tap]:
                     q = acc + tap_off[tap] + w * st
