@@ -195,3 +195,52 @@ def test_avx512_loops_equal_avx2_bitwise(tmp_path):
             here = eval(call, {"fastpool": fastpool, "x": x})
             there = np.load(tmp_path / f"{name}_{method}.npy")
             assert here.tobytes() == there.tobytes(), (name, method)
+
+
+@avx2
+@pytest.mark.parametrize("method", ["max", "min", "avg", "sum"])
+@pytest.mark.parametrize("nan_policy", ["propagate", "omit"])
+def test_streaming_pair_loops_equal_baseline_bitwise(monkeypatch, method, nan_policy):
+    """Float32 2x2 and 2x2x2 windows take the AVX2 loops that stream whole rows
+    (``fp_sum2x2_f32``, ``fp_extrema2x2_f32``; max and min on rows longer than a
+    block, sums and means on short rows too): the same bits as the portable
+    loops (-0.0, infinities, subnormals and NaN included; a window of -0.0 sums
+    to +0.0 on every path), at 1 and 2 threads, and the independent reference's
+    values."""
+    from reference import ref
+    rng = np.random.default_rng(5)
+    # (huge values only for max and min: their sums depend on the order of adding)
+    huge = [3e38, -3e38] if method in ("max", "min") else []
+    specials = np.array([np.nan, 0.0, -0.0, np.inf, -np.inf, 1e-45, -1e-45] + huge, np.float32)
+    geometries = [((6, 263), dict(size=2)),                       # 131 outputs a row
+                  ((5, 301), dict(size=2, padding=1)),            # edge windows too
+                  ((3, 4, 1031), dict(size=2, ceil_mode=True)),   # 2x2x2, odd tail
+                  ((2, 4, 6, 290), dict(size=2, axes=(1, 2, 3))),
+                  ((4, 6, 300), dict(size=(2, 2), stride=2, padding=(1, 1), axes=(1, 2))),
+                  ((3, 8, 100), dict(size=2, axes=(1, 2))),       # short rows (NCHW)
+                  ((2, 4, 6, 70), dict(size=2, axes=(1, 2, 3)))]
+    func = getattr(fastpool, f"{method}_pool")
+    for shape, kw in geometries:
+        x = rng.standard_normal(shape).astype(np.float32)
+        hit = rng.random(shape) < 0.1
+        x[hit] = rng.choice(specials, int(hit.sum()))
+        x[..., :40] = -0.0
+        kw = dict(kw, nan_policy=nan_policy)
+        results = {}
+        for variant in ("baseline", "avx2"):
+            _use(monkeypatch, variant)
+            for workers in (1, 2):
+                results[variant, workers] = func(x, workers=workers, **kw)
+        want, _ = ref(x, method, **kw)
+        for key, got in results.items():
+            assert got.dtype == want.dtype, key
+            if method in ("max", "min"):
+                assert got.tobytes() == results["baseline", 1].tobytes(), (key, shape)
+                np.testing.assert_array_equal(got, want, err_msg=str((key, shape)))
+            else:
+                # NaN from inf - inf has no sign or payload that every path agrees on
+                a, b = got.view(np.uint32), results["baseline", 1].view(np.uint32)
+                np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+                assert np.array_equal(a[~np.isnan(got)], b[~np.isnan(got)]), (key, shape)
+                np.testing.assert_allclose(got, want, rtol=1e-6, atol=0)
+                assert not np.signbit(got[..., :15]).any(), (key, shape)

@@ -13,7 +13,7 @@ from libc.stdint cimport int32_t, int64_t
 
 cimport numpy as cnp
 
-from ._common cimport (EXCLUDED, aligned_alloc, columns_first, Dir, FoldTag, Geom, InitTag, MaxTag, MinTag, NanTag,
+from ._common cimport (EXCLUDED, aligned_alloc, columns_first, pair_stream, Dir, FoldTag, Geom, InitTag, MaxTag, MinTag, NanTag,
                        first_taps_stride2,
                        OmitTag, PassTag, PropTag, RowScratch, T, block_len, collect_rows,
                        prefetch_block, prefetch_rows, short_rows_ahead,
@@ -23,6 +23,11 @@ from ._common cimport (EXCLUDED, aligned_alloc, columns_first, Dir, FoldTag, Geo
                        make_geom, select)
 
 cnp.import_array()
+
+cdef extern from "_fastpool.h":
+    Py_ssize_t fp_extrema2x2_f32(const float* q0, const float* q1, const float* q2,
+                                 const float* q3, int nr, float* o, Py_ssize_t n,
+                                 Py_ssize_t ahead, int is_min, int omit) noexcept nogil
 
 
 cdef enum:
@@ -420,8 +425,10 @@ cdef int engine(const Geom* g, const T* x, T* out, int64_t* iout, bint want_idx,
     cdef int64_t* rflat
     cdef char* rcv
     cdef int64_t oo, io, os = g.out_stride[g.d]
-    cdef bint direct, any_cval, edges
+    cdef bint direct, any_cval, edges, short
+    cdef Py_ssize_t stream
     cdef const T* xb
+    cdef const T* xr
     cdef T* op
     cdef int64_t* ip
     cdef RowScratch sc
@@ -499,13 +506,27 @@ cdef int engine(const Geom* g, const T* x, T* out, int64_t* iout, bint want_idx,
                                acc, idx, omit, False, nd, tag)
                 # Interior, block by block with the next block prefetched, up to
                 # four rows per pass; a short row (NCHW maps) in one block, its
-                # rows a few output rows ahead prefetched.
-                if not edges and W <= blk:
-                    prefetch_rows(gp, xb, roff, nrows, ahead)
+                # rows a few output rows ahead prefetched.  Float32 2x2 and 2x2x2
+                # windows of longer rows stream through a SIMD loop that
+                # prefetches as it goes (the few outputs it leaves go as a short
+                # row); for short rows that was no faster (A/B, 112-wide maps).
+                short = not edges and W <= blk
+                c0 = 0 if short else gp.lo
+                stream = 0 if short else pair_stream(gp, nrows, x)
+                if T is float:
+                    if stream:
+                        xr = xb + 2 * c0 - gp.p
+                        c0 = c0 + fp_extrema2x2_f32(
+                            xr + roff[0], xr + roff[1], xr + roff[2 if nrows == 4 else 0],
+                            xr + roff[3 if nrows == 4 else 0], nrows, acc + c0, gp.hi - c0,
+                            stream, Dir is MinTag, omit)
+                if short or stream:
+                    if short:
+                        prefetch_rows(gp, xb, roff, nrows, ahead)
                     for r in range(0, nrows, 4):
-                        rows_direct(gp, xb, roff + r, min(4, nrows - r), acc, 0, W,
+                        rows_direct(gp, xb, roff + r, min(4, nrows - r), acc, c0, gp.hi,
                                     cols, r == 0, omit, tag)
-                c0 = gp.lo if edges or W > blk else gp.hi
+                    c0 = gp.hi
                 while c0 < gp.hi:
                     c1 = min(c0 + blk, gp.hi)
                     prefetch_block(gp, xb, roff, nrows, c1, min(c1 + blk, gp.hi))

@@ -456,17 +456,21 @@ static int fp_use_avx512(void) {
     return use;
 }
 
-/* fp_mean2x2_f32 with 512-bit vectors: eight outputs a step, the even and odd
-   doubles separated by permutes instead of hadd (the same sums in the same
-   order, so the same bits). */
+/* fp_sum2x2_f32 of two rows with 512-bit vectors: eight outputs a step, the even
+   and odd doubles separated by permutes (the same sums in the same order, so the
+   same bits). */
 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw")))
-static ptrdiff_t fp_mean2x2_f32_avx512(const float* q0, const float* q1, float* o,
-                                       ptrdiff_t n) {
-    const __m512d quarter = _mm512_set1_pd(0.25);
+static ptrdiff_t fp_sum2x2_f32_avx512(const float* q0, const float* q1, float* o,
+                                      ptrdiff_t n, double scale, ptrdiff_t ahead) {
+    const __m512d s = _mm512_set1_pd(scale);
     const __m512i even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
     const __m512i odd = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
     ptrdiff_t i = 0;
     for (; i + 8 <= n; i += 8) {
+        if (ahead) {
+            FP_PREFETCH((const char*)(q0 + 2 * i) + ahead);
+            FP_PREFETCH((const char*)(q1 + 2 * i) + ahead);
+        }
         __m512 a = _mm512_loadu_ps(q0 + 2 * i);
         __m512 b = _mm512_loadu_ps(q1 + 2 * i);
         __m512d a0 = _mm512_cvtps_pd(_mm512_castps512_ps256(a));
@@ -477,8 +481,8 @@ static ptrdiff_t fp_mean2x2_f32_avx512(const float* q0, const float* q1, float* 
                                    _mm512_permutex2var_pd(a0, odd, a1));
         __m512d pb = _mm512_add_pd(_mm512_permutex2var_pd(b0, even, b1),
                                    _mm512_permutex2var_pd(b0, odd, b1));
-        _mm256_storeu_ps(o + i, _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_add_pd(pa, pb),
-                                                               quarter)));
+        __m512d m = _mm512_add_pd(_mm512_setzero_pd(), _mm512_add_pd(pa, pb));
+        _mm256_storeu_ps(o + i, _mm512_cvtpd_ps(_mm512_mul_pd(m, s)));
     }
     return i;
 }
@@ -586,29 +590,6 @@ static inline ptrdiff_t fp_mean2x2_u8(const unsigned char* q0, const unsigned ch
     return i;
 }
 
-/* 2x2 means of float32 rows q0 and q1 into o[0, n), summed in double exactly as
-   the portable loop associates them, ((a + b) + (c + d)) * 0.25, then rounded once
-   to float32; returns how many it wrote (a multiple of 4).  gcc's version spends
-   most of its time on shuffles; hadd pairs the doubles in place. */
-static inline ptrdiff_t fp_mean2x2_f32(const float* q0, const float* q1, float* o,
-                                       ptrdiff_t n) {
-    const __m256d quarter = _mm256_set1_pd(0.25);
-    ptrdiff_t i = 0;
-    if (fp_use_avx512())
-        i = fp_mean2x2_f32_avx512(q0, q1, o, n);
-    for (; i + 4 <= n; i += 4) {
-        __m256 a = _mm256_loadu_ps(q0 + 2 * i);
-        __m256 b = _mm256_loadu_ps(q1 + 2 * i);
-        /* hadd of (x0..x3, x4..x7) gives the pair sums of outputs i, i+2, i+1, i+3 */
-        __m256d pa = _mm256_hadd_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(a)),
-                                    _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)));
-        __m256d pb = _mm256_hadd_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(b)),
-                                    _mm256_cvtps_pd(_mm256_extractf128_ps(b, 1)));
-        __m256d m = _mm256_mul_pd(_mm256_add_pd(pa, pb), quarter);
-        _mm_storeu_ps(o + i, _mm256_cvtpd_ps(_mm256_permute4x64_pd(m, 0xD8)));
-    }
-    return i;
-}
 /* Window sums of 2 (or 4) rows of 2 adjacent uint8 (2x2, 2x2x2 windows) into
    float32 o[0, n): pmaddubsw pairs, int16 row sums (at most 2040), converted
    exactly; returns how many it wrote (a multiple of 16). */
@@ -630,25 +611,126 @@ static inline ptrdiff_t fp_sum2x2_u8_f32(const unsigned char* const* rows, int n
     return i;
 }
 
-/* Window sums of 2 (or 4) rows of 2 adjacent float32 into float32 o[0, n),
-   in double and associated as the portable loop does ((a + b) + (c + d) per
-   2x2, and the two 2x2 halves of a 2x2x2 added last), rounded once. */
-static inline ptrdiff_t fp_sum2x2_f32(const float* const* rows, int nr, float* o,
-                                      ptrdiff_t n) {
+/* The streaming 2x2 and 2x2x2 loops below ask for their rows FP_STREAM_AHEAD
+   bytes on as they go, one prefetch per row per 64 bytes read, instead of in
+   bursts a block ahead: with four rows in flight (2x2x2) neither the hardware
+   prefetcher alone nor the bursts kept up (2.5x slower on an AMD EPYC, where
+   2 KiB ran best among 0.5-6 KiB). */
+static FP_ALWAYS_INLINE void fp_stream_prefetch(const float* const* rows, int nr,
+                                                ptrdiff_t at, ptrdiff_t ahead) {
+    if (ahead)
+        for (int r = 0; r < nr; r++)
+            FP_PREFETCH((const char*)(rows[r] + at) + ahead);
+}
+
+/* The pair sums x[2i] + x[2i+1] in double of 8 outputs of a float32 row: *lo
+   holds outputs 0 1 4 5, *hi 2 3 6 7 (the lanes fp_store8_f32 puts back). */
+static FP_ALWAYS_INLINE void fp_pairs8_f32(const float* q, __m256d* lo, __m256d* hi) {
+    __m256 a = _mm256_loadu_ps(q), b = _mm256_loadu_ps(q + 8);
+    __m256 e = _mm256_shuffle_ps(a, b, 0x88), d = _mm256_shuffle_ps(a, b, 0xDD);
+    *lo = _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(e)),
+                        _mm256_cvtps_pd(_mm256_castps256_ps128(d)));
+    *hi = _mm256_add_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)),
+                        _mm256_cvtps_pd(_mm256_extractf128_ps(d, 1)));
+}
+
+static FP_ALWAYS_INLINE void fp_store8_f32(float* o, __m256d lo, __m256d hi) {
+    __m256 r = _mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo));
+    _mm256_storeu_ps(o, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(r), 0xD8)));
+}
+
+static FP_ALWAYS_INLINE ptrdiff_t fp_sum2x2_f32_rows(const float* const* rows, int nr,
+                                                     float* o, ptrdiff_t n, double scale,
+                                                     ptrdiff_t ahead) {
+    const __m256d s = _mm256_set1_pd(scale);
     ptrdiff_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        __m256d p[4];
-        for (int r = 0; r < nr; r++) {
-            __m256 a = _mm256_loadu_ps(rows[r] + 2 * i);
-            p[r] = _mm256_hadd_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(a)),
-                                  _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)));
+    for (; i + 8 <= n; i += 8) {
+        __m256d lo[4], hi[4];
+        fp_stream_prefetch(rows, nr, 2 * i, ahead);
+        for (int r = 0; r < nr; r++)
+            fp_pairs8_f32(rows[r] + 2 * i, &lo[r], &hi[r]);
+        __m256d ml = _mm256_add_pd(lo[0], lo[1]), mh = _mm256_add_pd(hi[0], hi[1]);
+        if (nr == 4) {
+            ml = _mm256_add_pd(ml, _mm256_add_pd(lo[2], lo[3]));
+            mh = _mm256_add_pd(mh, _mm256_add_pd(hi[2], hi[3]));
         }
-        __m256d m = _mm256_add_pd(p[0], p[1]);
-        if (nr == 4)
-            m = _mm256_add_pd(m, _mm256_add_pd(p[2], p[3]));
-        _mm_storeu_ps(o + i, _mm256_cvtpd_ps(_mm256_permute4x64_pd(m, 0xD8)));
+        /* 0 + sum, as a sum that starts from a cleared accumulator: -0.0 windows
+           give +0.0 on every path */
+        ml = _mm256_add_pd(_mm256_setzero_pd(), ml);
+        mh = _mm256_add_pd(_mm256_setzero_pd(), mh);
+        fp_store8_f32(o + i, _mm256_mul_pd(ml, s), _mm256_mul_pd(mh, s));
     }
     return i;
+}
+
+/* Sums of 2x2 (nr 2) or 2x2x2 (nr 4) windows of float32 rows (2 adjacent values
+   per row) times `scale` (1 for sums, 1/4 or 1/8 for means: exact in double), into
+   float32 o[0, n).  In double and associated as the portable loops ((a + b) +
+   (c + d) per 2x2, the two halves of a 2x2x2 added last, then to 0), rounded
+   once, so every path gives the same bits.  Prefetches `ahead` bytes on (FP_STREAM_AHEAD, or 0
+   where the caller prefetches).  Returns how many it wrote (a multiple of 8). */
+static inline ptrdiff_t fp_sum2x2_f32(const float* const* rows, int nr, float* o,
+                                      ptrdiff_t n, double scale, ptrdiff_t ahead) {
+    if (nr == 2 && fp_use_avx512())
+        return fp_sum2x2_f32_avx512(rows[0], rows[1], o, n, scale, ahead);
+    /* nr a constant in each call, so the row loops unroll */
+    return nr == 4 ? fp_sum2x2_f32_rows(rows, 4, o, n, scale, ahead)
+                   : fp_sum2x2_f32_rows(rows, 2, o, n, scale, ahead);
+}
+/* pick(a, v) of the extremum kernels, 8 lanes: v where it beats a ('propagate':
+   or is NaN; 'omit': or a is NaN), else a; ties keep a. */
+static FP_ALWAYS_INLINE __m256 fp_pick8_f32(__m256 a, __m256 v, int is_min, int omit) {
+    __m256 better = is_min ? _mm256_cmp_ps(v, a, _CMP_LT_OQ) : _mm256_cmp_ps(v, a, _CMP_GT_OQ);
+    __m256 nan = omit ? _mm256_cmp_ps(a, a, _CMP_UNORD_Q) : _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
+    return _mm256_blendv_ps(a, v, _mm256_or_ps(better, nan));
+}
+
+/* pick(x[2i], x[2i+1]) of 8 outputs of a float32 row, in lanes 0 1 4 5 2 3 6 7. */
+static FP_ALWAYS_INLINE __m256 fp_pairs8_pick_f32(const float* q, int is_min, int omit) {
+    __m256 a = _mm256_loadu_ps(q), b = _mm256_loadu_ps(q + 8);
+    return fp_pick8_f32(_mm256_shuffle_ps(a, b, 0x88), _mm256_shuffle_ps(a, b, 0xDD),
+                        is_min, omit);
+}
+
+static FP_ALWAYS_INLINE ptrdiff_t fp_extrema2x2_f32_rows(const float* const* rows, int nr,
+                                                         float* o, ptrdiff_t n, ptrdiff_t ahead,
+                                                         int is_min, int omit) {
+    ptrdiff_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        fp_stream_prefetch(rows, nr, 2 * i, ahead);
+        __m256 m = fp_pick8_f32(fp_pairs8_pick_f32(rows[0] + 2 * i, is_min, omit),
+                                fp_pairs8_pick_f32(rows[1] + 2 * i, is_min, omit),
+                                is_min, omit);
+        if (nr == 4)
+            m = fp_pick8_f32(m, fp_pick8_f32(fp_pairs8_pick_f32(rows[2] + 2 * i, is_min, omit),
+                                             fp_pairs8_pick_f32(rows[3] + 2 * i, is_min, omit),
+                                             is_min, omit), is_min, omit);
+        _mm256_storeu_ps(o + i, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(m),
+                                                                       0xD8)));
+    }
+    return i;
+}
+
+/* Max (min) of 2x2 (nr 2) or 2x2x2 (nr 4) windows of float32 rows into o[0, n),
+   picked in the portable loops' order (each row's pair, then the rows' pair
+   results, the two halves of a 2x2x2 last), so the same value wins, -0.0 and NaN
+   payloads included.  Prefetches as fp_sum2x2_f32.  Returns how many it wrote (a
+   multiple of 8). */
+static inline ptrdiff_t fp_extrema2x2_f32(const float* q0, const float* q1,
+                                          const float* q2, const float* q3, int nr,
+                                          float* o, ptrdiff_t n, ptrdiff_t ahead,
+                                          int is_min, int omit) {
+    const float* rows[4] = {q0, q1, q2, q3};
+    /* every flag a constant in each call: branch-free loops */
+#define FP_EXTREMA2X2_CASE(NR, MIN, OMIT) \
+    if (nr == NR && is_min == MIN && omit == OMIT) \
+        return fp_extrema2x2_f32_rows(rows, NR, o, n, ahead, MIN, OMIT);
+    FP_EXTREMA2X2_CASE(2, 0, 0) FP_EXTREMA2X2_CASE(2, 0, 1)
+    FP_EXTREMA2X2_CASE(2, 1, 0) FP_EXTREMA2X2_CASE(2, 1, 1)
+    FP_EXTREMA2X2_CASE(4, 0, 0) FP_EXTREMA2X2_CASE(4, 0, 1)
+    FP_EXTREMA2X2_CASE(4, 1, 0) FP_EXTREMA2X2_CASE(4, 1, 1)
+#undef FP_EXTREMA2X2_CASE
+    return 0;
 }
 /* fp_median3x3_f32_avx512 where the CPU has AVX-512, else nothing (returns 0). */
 static inline ptrdiff_t fp_median3x3_f32(const float* q0, const float* q1, const float* q2,
@@ -659,11 +741,6 @@ static inline ptrdiff_t fp_median3x3_f32(const float* q0, const float* q1, const
 static inline ptrdiff_t fp_median3x3_f32(const float* q0, const float* q1, const float* q2,
                                          float* o, ptrdiff_t n, int* any_nan) {
     (void)q0; (void)q1; (void)q2; (void)o; (void)n; (void)any_nan;
-    return 0;
-}
-static inline ptrdiff_t fp_mean2x2_f32(const float* q0, const float* q1, float* o,
-                                       ptrdiff_t n) {
-    (void)q0; (void)q1; (void)o; (void)n;
     return 0;
 }
 static inline ptrdiff_t fp_mean2x2_u8(const unsigned char* q0, const unsigned char* q1,
@@ -677,8 +754,16 @@ static inline ptrdiff_t fp_sum2x2_u8_f32(const unsigned char* const* rows, int n
     return 0;
 }
 static inline ptrdiff_t fp_sum2x2_f32(const float* const* rows, int nr, float* o,
-                                      ptrdiff_t n) {
-    (void)rows; (void)nr; (void)o; (void)n;
+                                      ptrdiff_t n, double scale, ptrdiff_t ahead) {
+    (void)rows; (void)nr; (void)o; (void)n; (void)scale; (void)ahead;
+    return 0;
+}
+static inline ptrdiff_t fp_extrema2x2_f32(const float* q0, const float* q1,
+                                          const float* q2, const float* q3, int nr,
+                                          float* o, ptrdiff_t n, ptrdiff_t ahead,
+                                          int is_min, int omit) {
+    (void)q0; (void)q1; (void)q2; (void)q3; (void)nr; (void)o; (void)n; (void)ahead;
+    (void)is_min; (void)omit;
     return 0;
 }
 #endif

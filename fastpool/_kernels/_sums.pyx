@@ -13,9 +13,9 @@ from libc.math cimport NAN
 
 cimport numpy as cnp
 
-from ._common cimport (EXCLUDED, aligned_alloc, columns_first, Acc, Geom, RowScratch, T, block_len,
-                       collect_rows, div_round_even, fp_prefetch, plain_row_pairs,
-                       prefetch_block, prefetch_rows, fp_i128, make_geom,
+from ._common cimport (EXCLUDED, adjacent_pairs, aligned_alloc, columns_first, pair_stream,
+                       Acc, Geom, RowScratch, T, block_len, collect_rows, div_round_even,
+                       fp_prefetch, plain_row_pairs, prefetch_block, prefetch_rows, fp_i128, make_geom,
                        round_half_even, saturate, scratch_at, scratch_size,
                        short_rows_ahead)
 
@@ -24,12 +24,10 @@ cnp.import_array()
 cdef extern from "_fastpool.h":
     Py_ssize_t fp_mean2x2_u8(const uint8_t* q0, const uint8_t* q1, uint8_t* o,
                              Py_ssize_t n) noexcept nogil
-    Py_ssize_t fp_mean2x2_f32(const float* q0, const float* q1, float* o,
-                              Py_ssize_t n) noexcept nogil
     Py_ssize_t fp_sum2x2_u8_f32(const uint8_t** rows, int nr, float* o,
                                 Py_ssize_t n) noexcept nogil
-    Py_ssize_t fp_sum2x2_f32(const float** rows, int nr, float* o,
-                             Py_ssize_t n) noexcept nogil
+    Py_ssize_t fp_sum2x2_f32(const float** rows, int nr, float* o, Py_ssize_t n,
+                             double scale, Py_ssize_t ahead) noexcept nogil
     void fp_means_f32_u8(const float* s, uint8_t* o, Py_ssize_t n, float row_scale,
                          const float* col_scale) noexcept nogil
     void fp_means_f32_i8(const float* s, int8_t* o, Py_ssize_t n, float row_scale,
@@ -221,12 +219,13 @@ cdef inline void put_mean(T* o, Acc s, int sh, Acc half, double scale) noexcept 
 
 cdef bint means_direct(const Geom* g, const T* r0, const T* r1, const T* r2,
                        const T* r3, int nr, T* ot, Py_ssize_t c0, Py_ssize_t c1,
-                       Acc* kind) noexcept nogil:
+                       Py_ssize_t ahead, Acc* kind) noexcept nogil:
     """Interior means ``[c0, c1)`` of a 2-wide, stride-2 window over ``nr`` of 1, 2 or 4 rows
     (2x2, 2x2x2, ...), summed and written in one pass without an accumulator row.
 
     False where the window is not of that shape; the accumulator path then runs.
     The sums are associated as in :func:`rows_direct`, so both paths agree bitwise.
+    ``ahead``: how far on the float32 SIMD loop prefetches (0: the caller does).
     """
     cdef Py_ssize_t i, n = c1 - c0
     cdef int sh = log2_exact(nr * g.k)
@@ -238,22 +237,27 @@ cdef bint means_direct(const Geom* g, const T* r0, const T* r1, const T* r2,
     cdef const T* q2 = r2 + off
     cdef const T* q3 = r3 + off
     cdef T* o = ot + c0
+    cdef const float* q[4]
     if Acc is fp_i128:
         return False
-    if not (g.k == 2 and g.dil * g.sc == 1 and g.s * g.sc == 2) or sh < 0 or nr == 3:
+    if not adjacent_pairs(g) or sh < 0 or nr == 3:
         return False
     if Acc is not double:
         half = (<Acc>1 << (sh - 1)) - 1
+    i = 0
+    if T is float and Acc is double and nr != 1:
+        q[0] = q0
+        q[1] = q1
+        q[2] = q2
+        q[3] = q3
+        i = fp_sum2x2_f32(q, nr, o, n, scale, ahead)
     if nr == 4:
-        for i in range(n):
+        for i in range(i, n):
             put_mean(o + i, (sum2(q0, i, kind) + sum2(q1, i, kind))
                      + (sum2(q2, i, kind) + sum2(q3, i, kind)), sh, half, scale)
     elif nr == 2:
-        i = 0
         if T is uint8_t and Acc is uint16_t:
             i = fp_mean2x2_u8(q0, q1, o, n)
-        elif T is float and Acc is double:
-            i = fp_mean2x2_f32(q0, q1, o, n)
         for i in range(i, n):
             put_mean(o + i, sum2(q0, i, kind) + sum2(q1, i, kind), sh, half, scale)
     else:
@@ -264,7 +268,7 @@ cdef bint means_direct(const Geom* g, const T* r0, const T* r1, const T* r2,
 
 cdef bint sums_direct(const Geom* g, const T* r0, const T* r1, const T* r2,
                       const T* r3, int nr, float* ot, Py_ssize_t c0,
-                      Py_ssize_t c1) noexcept nogil:
+                      Py_ssize_t c1, Py_ssize_t ahead) noexcept nogil:
     """Interior float32 sums ``[c0, c1)`` of 2x2 (``nr`` 2) or 2x2x2 (``nr`` 4)
     windows of uint8 or float32 rows, written in one pass (a pyramid's level sums).
 
@@ -279,7 +283,7 @@ cdef bint sums_direct(const Geom* g, const T* r0, const T* r1, const T* r2,
     cdef double a
     if not (T is uint8_t or T is float):
         return False
-    if not (g.k == 2 and g.dil * g.sc == 1 and g.s * g.sc == 2) or (nr != 2 and nr != 4):
+    if not adjacent_pairs(g) or (nr != 2 and nr != 4):
         return False
     q[0] = r0 + off
     q[1] = r1 + off
@@ -288,14 +292,14 @@ cdef bint sums_direct(const Geom* g, const T* r0, const T* r1, const T* r2,
     if T is uint8_t:
         i = fp_sum2x2_u8_f32(<const uint8_t**>q, nr, o, n)
     else:
-        i = fp_sum2x2_f32(<const float**>q, nr, o, n)
+        i = fp_sum2x2_f32(<const float**>q, nr, o, n, 1.0, ahead)
     for i in range(i, n):
         a = (<double>q[0][2 * i] + <double>q[0][2 * i + 1]) + (
             <double>q[1][2 * i] + <double>q[1][2 * i + 1])
         if nr == 4:
             a = a + ((<double>q[2][2 * i] + <double>q[2][2 * i + 1]) + (
                 <double>q[3][2 * i] + <double>q[3][2 * i + 1]))
-        o[i] = <float>a
+        o[i] = <float>(0.0 + a)    # as an accumulator cleared to 0: no -0.0
     return True
 
 
@@ -488,6 +492,7 @@ cdef int engine(const Geom* g, const T* x, char* out, int code, bint average,
     cdef const T** batch
     cdef Py_ssize_t nb, ndata, c0, c1, blk = block_len(g, sizeof(T))
     cdef bint done, fused, fused_sums, pre_clear
+    cdef Py_ssize_t stream
     cdef RowScratch sc
     # Given windows without an interior (adaptive, fractional) are summed column
     # first, in a row of column sums per thread after its row scratch.
@@ -535,10 +540,14 @@ cdef int engine(const Geom* g, const T* x, char* out, int code, bint average,
             orow = t - b * g.nrows_out
             if row_pairs:
                 xb = x + b * g.in_stride[0] + 2 * orow * g.in_stride[1]
-                prefetch_rows(g, xb, pair, 2, ahead)
+                # Float32 rows streamed: 0.75x the time of prefetching them a few
+                # output rows ahead, 112-wide maps at one thread (A/B).
+                stream = pair_stream(g, 2, x)
+                if not stream:
+                    prefetch_rows(g, xb, pair, 2, ahead)
                 if means_direct(g, xb, xb + g.in_stride[1], xb, xb, 2,
                                 <T*>(out + (b * g.out_stride[0] + orow * g.out_stride[1])
-                                     * itemsize), 0, W, acc):
+                                     * itemsize), 0, W, stream, acc):
                     continue
             # Assigned in the loop body so that Cython makes them thread-private
             # (collect_rows writes them through pointers, which it cannot see).
@@ -562,13 +571,15 @@ cdef int engine(const Geom* g, const T* x, char* out, int code, bint average,
                 if done:
                     for w in range(4):
                         batch[w] = xb + roff[w if w < nrows else 0]
-                    prefetch_rows(g, xb, roff, nrows, ahead)
+                    stream = pair_stream(g, nrows, x)
+                    if not stream:
+                        prefetch_rows(g, xb, roff, nrows, ahead)
                     if average:
                         done = means_direct(g, batch[0], batch[1], batch[2], batch[3],
-                                            nrows, <T*>op, 0, W, acc)
+                                            nrows, <T*>op, 0, W, stream, acc)
                     else:
                         done = sums_direct(g, batch[0], batch[1], batch[2], batch[3],
-                                           nrows, <float*>op, 0, W)
+                                           nrows, <float*>op, 0, W, stream)
                     if done:
                         continue
             # Only what is read later is cleared: the counts when they are
@@ -613,24 +624,28 @@ cdef int engine(const Geom* g, const T* x, char* out, int code, bint average,
                           and ((T is uint8_t and code == OUT_FLOAT32)
                                or (T is float and code == OUT_SAME)))
             done = False
+            # Float32 2x2 and 2x2x2 windows in one pass over the row, the SIMD loop
+            # prefetching as it goes.
+            stream = pair_stream(g, nrows, x) if fused or fused_sums else 0
             # Interior, block by block with the next block prefetched; rows are
             # added four at a time, in row order, so the float rounding does not
             # depend on the thread count.
             c0 = g.lo
             while ndata and c0 < g.hi:
-                c1 = min(c0 + blk, g.hi)
-                prefetch_block(g, xb, rflat, ndata, c1, min(c1 + blk, g.hi))
+                c1 = g.hi if stream else min(c0 + blk, g.hi)
+                if not stream:
+                    prefetch_block(g, xb, rflat, ndata, c1, min(c1 + blk, g.hi))
                 for r in range(0, ndata, 4):
                     nb = min(4, ndata - r)
                     for w in range(4):
                         batch[w] = xb + rflat[r + (w if w < nb else 0)]
                     if fused:
                         done = means_direct(g, batch[0], batch[1], batch[2], batch[3],
-                                            nb, <T*>op, c0, c1, acc)
+                                            nb, <T*>op, c0, c1, stream, acc)
                         fused = done
                     elif fused_sums:
                         done = sums_direct(g, batch[0], batch[1], batch[2], batch[3],
-                                           nb, <float*>op, c0, c1)
+                                           nb, <float*>op, c0, c1, stream)
                         fused_sums = done
                     if not done and r == 0 and not pre_clear:
                         for w in range(c0, c1):
