@@ -112,8 +112,9 @@ def render(data):
         head.append("/ roofline")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     used = set()
+    later = data.get("rows_from_a_later_run") or {}
     for i, case in enumerate(cases):
-        row = [case_label(data, case)]
+        row = [case_label(data, case) + (" *" if case in later.get("cases", ()) else "")]
         for t in threads:
             r = data["results"][t][i]
             fp = _num(r.get("fastpool_ms"), st.get("ms", ".2f"))
@@ -143,6 +144,10 @@ def render(data):
     note = f"Measured with `{data['command']}` on {machine(data['environment'])}; medians of interleaved repeats."
     if used:
         note += " " + "; ".join(LEGEND[m] for m in LEGEND if m in used) + "."
+    if any(case in later.get("cases", ()) for case in cases):
+        note += (f" * re-measured in a later run, `{later['command']}` on "
+                 f"{machine(later['environment'])}: compare its ratios with the other rows', "
+                 "not its milliseconds.")
     if data.get("fastpool_standin"):
         note += (" NOT FASTPOOL: the rows marked [NumPy stand-in, not fastpool] time a slow NumPy stand-in"
                  " (fastpool lacked " + ", ".join(data["fastpool_standin"]) + ").")

@@ -57,6 +57,22 @@ def synthetic_scaling():
 # --------------------------------------------------------------------------- tables
 
 
+def test_rows_from_a_later_run_are_marked_with_their_machine():
+    data = synthetic_bench()
+    plain = table.render(data)
+    assert " *" not in plain
+    later_env = dict(data["environment"], cpu="Later CPU 1")
+    data["rows_from_a_later_run"] = {"cases": ["float32 8x8 2x2/2 mean"],
+                                     "command": "python benchmarks/bench_basic.py --cases mean",
+                                     "environment": later_env, "note": "after a change"}
+    marked = table.render(data)
+    rows = [line for line in marked.splitlines() if line.startswith("| float32")]
+    assert rows[0].startswith("| float32 8x8 2x2/2 max |")
+    assert rows[1].startswith("| float32 8x8 2x2/2 mean * |")
+    assert "`python benchmarks/bench_basic.py --cases mean` on Later CPU 1, 64 cores" in marked
+    assert "Synthetic CPU 9000" in marked
+
+
 @pytest.mark.parametrize("page", [DOCS_PAGE, ROOT / "README.md"], ids=lambda p: p.name)
 def test_docs_tables_are_rendered_from_the_committed_json(page):
     text = page.read_text(encoding="utf-8")
