@@ -667,8 +667,9 @@ static FP_ALWAYS_INLINE ptrdiff_t fp_sum2x2_f32_rows(const float* const* rows, i
    per row) times `scale` (1 for sums, 1/4 or 1/8 for means: exact in double), into
    float32 o[0, n).  In double and associated as the portable loops ((a + b) +
    (c + d) per 2x2, the two halves of a 2x2x2 added last, then to 0), rounded
-   once, so every path gives the same bits.  Prefetches `ahead` bytes on (FP_STREAM_AHEAD, or 0
-   where the caller prefetches).  Returns how many it wrote (a multiple of 8). */
+   once, so every path gives the same bits.  Prefetches `ahead` bytes on
+   (FP_STREAM_AHEAD, or 0 where the caller prefetches).  Returns how many it
+   wrote (a multiple of 8). */
 static inline ptrdiff_t fp_sum2x2_f32(const float* const* rows, int nr, float* o,
                                       ptrdiff_t n, double scale, ptrdiff_t ahead) {
     if (nr == 2 && fp_use_avx512())
@@ -677,6 +678,7 @@ static inline ptrdiff_t fp_sum2x2_f32(const float* const* rows, int nr, float* o
     return nr == 4 ? fp_sum2x2_f32_rows(rows, 4, o, n, scale, ahead)
                    : fp_sum2x2_f32_rows(rows, 2, o, n, scale, ahead);
 }
+
 /* pick(a, v) of the extremum kernels, 8 lanes: v where it beats a ('propagate':
    or is NaN; 'omit': or a is NaN), else a; ties keep a. */
 static FP_ALWAYS_INLINE __m256 fp_pick8_f32(__m256 a, __m256 v, int is_min, int omit) {
@@ -732,6 +734,7 @@ static inline ptrdiff_t fp_extrema2x2_f32(const float* q0, const float* q1,
 #undef FP_EXTREMA2X2_CASE
     return 0;
 }
+
 /* fp_median3x3_f32_avx512 where the CPU has AVX-512, else nothing (returns 0). */
 static inline ptrdiff_t fp_median3x3_f32(const float* q0, const float* q1, const float* q2,
                                          float* o, ptrdiff_t n, int* any_nan) {
