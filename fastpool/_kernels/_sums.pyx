@@ -511,7 +511,7 @@ cdef int engine(const Geom* g, const T* x, char* out, int code, bint average,
                                  (average and divisor == 0 and code == OUT_SAME)
                                  or (not average and ((T is uint8_t and code == OUT_FLOAT32)
                                                       or (T is float and code == OUT_SAME)))))
-    # They prefetch their rows ahead (short_rows_ahead).
+    # They prefetch their rows ahead (short_rows_ahead), or stream them (pair_stream).
     # Means of 2-D windows two rows tall at stride 2, no padding along the rows
     # (2x2 of NCHW maps): output row o reads input rows 2o and 2o + 1, so even
     # the row lists are skipped (about 10% of the time of 112-wide maps).
